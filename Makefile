@@ -1,0 +1,47 @@
+# meshguard — see README.md. `make run` and `make test` work on a fresh machine.
+GO       ?= go
+BIN      := bin/meshguard
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/meshguard/meshguard/internal/version.Version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/meshguard
+
+## run: the authorizer on the quickstart's embedded defaults
+run: build
+	./$(BIN) authz --config examples/quickstart/authz.yaml
+
+## test: formatting, vet and every test with the race detector
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: Go benchmarks of the decision path, then the gRPC load run (bench/authz-load.sh)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extauthz/... | tee bench/out-go-bench.txt
+	bash bench/authz-load.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./extauthz/
+
+clean:
+	rm -rf bin dist

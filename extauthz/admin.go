@@ -1,0 +1,65 @@
+package extauthz
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/version"
+)
+
+// AdminStatus is served at /v1/status: what is loaded and whether it is ready.
+type AdminStatus struct {
+	Version            string               `json:"version"`
+	Ready              bool                 `json:"ready"`
+	Policies           policy.Status        `json:"policies"`
+	Providers          []jwt.ProviderStatus `json:"jwt_providers"`
+	CachedTokens       int                  `json:"cached_tokens"`
+	DecisionLogDropped uint64               `json:"decision_log_dropped"`
+}
+
+// Status reports the authorizer's state.
+func (a *Authorizer) Status() AdminStatus {
+	st := AdminStatus{
+		Version:            version.Version,
+		Ready:              a.Ready(),
+		Policies:           a.store.Status(),
+		Providers:          []jwt.ProviderStatus{},
+		DecisionLogDropped: a.dlog.Dropped(),
+	}
+	if a.verifier != nil {
+		st.Providers = a.verifier.Status()
+		st.CachedTokens = a.verifier.CachedTokens()
+	}
+	return st
+}
+
+// adminHandler serves /healthz (the process is up), /readyz (policies and
+// keys loaded), /metrics and /v1/status.
+func adminHandler(a *Authorizer, g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.Ready() {
+			w.Header().Set("content-type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(a.Status())
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(a.Status())
+	})
+	return mux
+}

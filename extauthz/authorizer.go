@@ -1,0 +1,348 @@
+package extauthz
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshguard/meshguard/extauthz/decisionlog"
+	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
+)
+
+// Reasons label every decision. Allowed: ReasonAllowed, ReasonShadowMode.
+// Everything else denies.
+const (
+	ReasonAllowed         = "allowed"           // a permit matched and no forbid did
+	ReasonShadowMode      = "shadow_mode"       // allowed because the route is in shadow mode
+	ReasonPolicyDenied    = "policy_denied"     // a forbid matched, or no permit did
+	ReasonNoToken         = "no_token"          // jwt.required and no bearer token
+	ReasonInvalidToken    = "invalid_token"     // a bearer token was presented and refused
+	ReasonInvalidSPIFFEID = "invalid_spiffe_id" // the peer certificate carries a malformed spiffe:// ID
+	ReasonBadRequest      = "bad_request"       // the CheckRequest lacks what a decision needs
+	ReasonBadRoute        = "bad_route"         // meshguard.* context extensions missing or invalid
+	ReasonUnknownSet      = "unknown_policy_set"
+	ReasonForbidError     = "forbid_error" // a forbid policy failed to evaluate
+	ReasonTimeout         = "timeout"
+	ReasonPanic           = "panic"
+	ReasonInternal        = "internal"
+)
+
+// failClosedReasons are denials caused by the authorizer being unable to
+// decide, rather than by a decision.
+var failClosedReasons = map[string]bool{
+	ReasonBadRequest: true, ReasonBadRoute: true, ReasonUnknownSet: true,
+	ReasonForbidError: true, ReasonTimeout: true, ReasonPanic: true, ReasonInternal: true,
+}
+
+// Decision is the outcome for one request.
+type Decision struct {
+	ID     string
+	Allow  bool   // the enforced outcome
+	Status int    // 200 when allowed, else 401 or 403
+	Reason string // one of the Reason* constants
+	Mode   string
+	Route  Route
+	Caller Caller
+	// Principal is the Cedar principal UID that was (or would have been) evaluated.
+	Principal cedar.EntityUID
+	Action    cedar.EntityUID
+	// Policies are the determining policy IDs; Errors the policies that failed.
+	Policies []string
+	Errors   []policy.EvalError
+	// Would is what enforcement would have done, in shadow mode.
+	Would *Outcome
+	// Shadow is the meshguard.shadow candidate set's outcome, when one is set.
+	Shadow   *ShadowOutcome
+	JWTError *jwt.Error
+	// Detail explains a fail-closed denial, for logs only (never sent to clients).
+	Detail string
+}
+
+// Outcome is an allow or deny with its status.
+type Outcome struct {
+	Allow  bool
+	Status int
+	Reason string
+}
+
+// ShadowOutcome is a candidate set's result.
+type ShadowOutcome struct {
+	PolicySet string
+	Allow     bool
+	Policies  []string
+	Err       string
+}
+
+// Authorizer decides requests. It is safe for concurrent use.
+type Authorizer struct {
+	store    *policy.Store
+	verifier *jwt.Verifier // nil without providers
+	cfg      *Config
+	metrics  *Metrics
+	dlog     *decisionlog.Logger
+	log      *slog.Logger
+}
+
+// NewAuthorizer wires an authorizer. verifier and dlog may be nil.
+func NewAuthorizer(cfg *Config, store *policy.Store, verifier *jwt.Verifier, m *Metrics, dlog *decisionlog.Logger, log *slog.Logger) *Authorizer {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Authorizer{store: store, verifier: verifier, cfg: cfg, metrics: m, dlog: dlog, log: log}
+}
+
+// Ready reports whether policies and keys have loaded.
+func (a *Authorizer) Ready() bool {
+	return a.store.Ready() && (a.verifier == nil || a.verifier.Ready())
+}
+
+// Decide runs the pipeline: route settings → caller identity → Cedar request
+// → evaluation → outcome. Every error denies.
+func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
+	d := Decision{ID: newDecisionID(), Mode: ModeEnforce, Principal: AnonymousUID}
+	route, err := RouteFromExtensions(attrs.Extensions)
+	if err != nil {
+		return d.deny(403, ReasonBadRoute, err.Error())
+	}
+	d.Route, d.Mode = route, route.Mode
+	d.Action = ActionUID(attrs, route)
+
+	caller, authn := a.authenticate(ctx, attrs, &d)
+	d.Caller, d.Principal = caller, caller.Principal()
+	if ctx.Err() != nil {
+		return d.deny(403, ReasonTimeout, "deadline passed while authenticating")
+	}
+	set, ok := a.store.Set(route.PolicySet)
+	if !ok {
+		return d.deny(403, ReasonUnknownSet, fmt.Sprintf("policy set %q is not loaded", route.PolicySet))
+	}
+
+	var enforced Outcome
+	if authn != nil {
+		enforced = *authn
+	} else {
+		req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders)
+		ents := a.entities(caller)
+		res := set.Evaluate(ents, req)
+		d.Policies, d.Errors = res.Determining, res.Errors
+		switch {
+		case res.Allow:
+			enforced = Outcome{Allow: true, Status: 200, Reason: ReasonAllowed}
+		case res.ForbidErrored:
+			enforced = Outcome{Status: 403, Reason: ReasonForbidError}
+			d.Detail = "a forbid policy failed to evaluate"
+		default:
+			enforced = Outcome{Status: 403, Reason: ReasonPolicyDenied}
+		}
+		if route.ShadowSet != "" {
+			d.Shadow = a.evalShadow(route.ShadowSet, ents, req)
+		}
+	}
+	if route.Mode == ModeShadow {
+		d.Would = &enforced
+		d.Allow, d.Status, d.Reason = true, 200, ReasonShadowMode
+		return d
+	}
+	d.Allow, d.Status, d.Reason = enforced.Allow, enforced.Status, enforced.Reason
+	return d
+}
+
+// authenticate establishes the caller. A non-nil Outcome is a denial
+// (invalid token, missing required token, malformed SPIFFE ID).
+func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Decision) (Caller, *Outcome) {
+	var c Caller
+	if p := attrs.SourcePrincipal; p != "" && hasSPIFFEScheme(p) {
+		id, err := spiffeid.FromString(p)
+		if err != nil {
+			d.Detail = "malformed SPIFFE ID: " + err.Error()
+			return c, &Outcome{Status: 403, Reason: ReasonInvalidSPIFFEID}
+		}
+		c.Workload = id
+	}
+	if a.verifier == nil {
+		return c, nil
+	}
+	tok, ok := BearerToken(attrs.Headers)
+	if !ok {
+		if a.cfg.JWT.Required {
+			return c, &Outcome{Status: 401, Reason: ReasonNoToken}
+		}
+		return c, nil
+	}
+	id, err := a.verifier.Verify(ctx, tok)
+	if err != nil {
+		var je *jwt.Error
+		if !errors.As(err, &je) {
+			je = &jwt.Error{Reason: jwt.ReasonMalformed, Err: err}
+		}
+		d.JWTError = je
+		return c, &Outcome{Status: 401, Reason: ReasonInvalidToken}
+	}
+	c.User = id
+	return c, nil
+}
+
+func hasSPIFFEScheme(s string) bool {
+	return len(s) >= 9 && strings.EqualFold(s[:9], "spiffe://")
+}
+
+func (a *Authorizer) entities(c Caller) policy.Overlay {
+	static := a.store.Entities()
+	pe := c.principalEntity()
+	if pe != nil && len(static) > 0 {
+		merged := policy.Merge(*pe, static)
+		pe = &merged
+	}
+	return policy.Overlay{Static: static, Extra: pe}
+}
+
+func (a *Authorizer) evalShadow(name string, ents cedar.EntityGetter, req cedar.Request) *ShadowOutcome {
+	so := &ShadowOutcome{PolicySet: name}
+	set, ok := a.store.Set(name)
+	if !ok {
+		so.Err = "policy set not loaded"
+		return so
+	}
+	res := set.Evaluate(ents, req)
+	so.Allow = res.Allow
+	so.Policies = res.Determining
+	if len(res.Errors) > 0 && a.metrics != nil {
+		a.metrics.EvalErrors.WithLabelValues(name).Add(float64(len(res.Errors)))
+	}
+	return so
+}
+
+func (d Decision) deny(status int, reason, detail string) Decision {
+	d.Allow, d.Status, d.Reason, d.Detail = false, status, reason, detail
+	return d
+}
+
+// PanicDecision is the denial returned when deciding panicked.
+func PanicDecision(v any) Decision {
+	d := Decision{ID: newDecisionID(), Mode: ModeEnforce, Principal: AnonymousUID}
+	return d.deny(403, ReasonPanic, fmt.Sprint(v))
+}
+
+// newDecisionID returns 128 random bits in hex.
+func newDecisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// record emits metrics and the decision log entry for a finished decision.
+func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, elapsed time.Duration) {
+	setLabel := "_unknown"
+	if _, ok := a.store.Set(d.Route.PolicySet); ok {
+		setLabel = d.Route.PolicySet
+	}
+	if m := a.metrics; m != nil {
+		result := "deny"
+		if d.Allow {
+			result = "allow"
+		}
+		m.Decisions.WithLabelValues(result, d.Mode, setLabel, d.Reason).Inc()
+		m.Latency.WithLabelValues(transport).Observe(elapsed.Seconds())
+		if failClosedReasons[d.Reason] {
+			m.FailClosed.WithLabelValues(d.Reason).Inc()
+		}
+		if d.JWTError != nil {
+			m.JWTFailures.WithLabelValues(d.JWTError.Provider, string(d.JWTError.Reason)).Inc()
+		}
+		if len(d.Errors) > 0 {
+			m.EvalErrors.WithLabelValues(setLabel).Add(float64(len(d.Errors)))
+		}
+		if d.Would != nil {
+			m.Shadow.WithLabelValues(setLabel, "mode", allowWord(d.Would.Allow)).Inc()
+		}
+		if d.Shadow != nil {
+			label := "_unknown"
+			if _, ok := a.store.Set(d.Shadow.PolicySet); ok {
+				label = d.Shadow.PolicySet
+			}
+			m.Shadow.WithLabelValues(label, "candidate", allowWord(d.Shadow.Allow)).Inc()
+		}
+	}
+	if failClosedReasons[d.Reason] {
+		a.log.Warn("request denied: authorizer could not decide", "decision_id", d.ID, "reason", d.Reason,
+			"route", d.Route.ID, "policy_set", d.Route.PolicySet, "detail", d.Detail)
+	}
+	if a.dlog != nil {
+		a.dlog.Log(logEntry(d, attrs, elapsed))
+	}
+}
+
+func allowWord(b bool) string {
+	if b {
+		return "allow"
+	}
+	return "deny"
+}
+
+// maxLoggedPath bounds the path written to the decision log.
+const maxLoggedPath = 512
+
+func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) *decisionlog.Entry {
+	e := &decisionlog.Entry{
+		Time:       time.Now().UTC(),
+		DecisionID: d.ID,
+		Route:      d.Route.ID,
+		Service:    d.Route.Service,
+		PolicySet:  d.Route.PolicySet,
+		Mode:       d.Mode,
+		Allowed:    d.Allow,
+		Status:     d.Status,
+		Reason:     d.Reason,
+		Principal:  d.Principal.String(),
+		Detail:     d.Detail,
+		Policies:   d.Policies,
+		DurationUS: elapsed.Microseconds(),
+	}
+	if d.Action.Type != "" {
+		e.Action = d.Action.String()
+	}
+	if attrs != nil {
+		e.RequestID = truncateString(attrs.Headers["x-request-id"], 128)
+		e.SourceAddress = attrs.SourceAddress
+		e.Method = truncateString(attrs.Method, 32)
+		e.Path = truncateString(attrs.Path, maxLoggedPath) // never the query: it may carry secrets
+	}
+	if !d.Caller.Workload.IsZero() {
+		e.SourceSPIFFE = d.Caller.Workload.String()
+	}
+	if d.Caller.User != nil {
+		e.JWTProvider = d.Caller.User.Provider
+	}
+	if d.JWTError != nil {
+		e.JWTProvider = d.JWTError.Provider
+		e.JWTError = string(d.JWTError.Reason)
+	}
+	for _, pe := range d.Errors {
+		e.Errors = append(e.Errors, decisionlog.PolicyError{Policy: pe.PolicyID, Message: pe.Message})
+	}
+	if d.Would != nil {
+		w := d.Would.Allow
+		e.WouldAllow = &w
+		e.WouldReason = d.Would.Reason
+	}
+	if d.Shadow != nil {
+		e.Shadow = &decisionlog.Shadow{PolicySet: d.Shadow.PolicySet, Allowed: d.Shadow.Allow, Policies: d.Shadow.Policies, Error: d.Shadow.Err}
+	}
+	return e
+}
+
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

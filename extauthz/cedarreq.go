@@ -1,0 +1,145 @@
+package extauthz
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshguard/meshguard/extauthz/jwt"
+)
+
+// Entity types of the request model (docs/policy-model.md).
+const (
+	TypeUser      = cedar.EntityType("User")
+	TypeRole      = cedar.EntityType("Role")
+	TypeWorkload  = cedar.EntityType("Workload")
+	TypeAnonymous = cedar.EntityType("Anonymous")
+	TypeAction    = cedar.EntityType("Action")
+	TypeService   = cedar.EntityType("Service")
+)
+
+// AnonymousUID is the principal of a request with neither a verified token
+// nor a workload identity.
+var AnonymousUID = cedar.NewEntityUID(TypeAnonymous, "anonymous")
+
+// Caller is who made a request, as far as it could be verified.
+type Caller struct {
+	// User is the verified end-user token, if any.
+	User *jwt.Identity
+	// Workload is the calling workload's SPIFFE ID from mTLS, if any.
+	Workload spiffeid.ID
+}
+
+// Principal is User, else Workload, else Anonymous.
+func (c Caller) Principal() cedar.EntityUID {
+	switch {
+	case c.User != nil:
+		return c.User.Entity.UID
+	case !c.Workload.IsZero():
+		return cedar.NewEntityUID(TypeWorkload, cedar.String(c.Workload.String()))
+	default:
+		return AnonymousUID
+	}
+}
+
+// principalEntity is the per-request entity served through the overlay.
+func (c Caller) principalEntity() *cedar.Entity {
+	switch {
+	case c.User != nil:
+		e := c.User.Entity
+		return &e
+	case !c.Workload.IsZero():
+		e := WorkloadEntity(c.Workload)
+		return &e
+	}
+	return nil
+}
+
+// WorkloadEntity describes a SPIFFE ID. IDs of the Kubernetes form
+// /ns/<namespace>/sa/<service-account> also get namespace and
+// service_account attributes.
+func WorkloadEntity(id spiffeid.ID) cedar.Entity {
+	attrs := cedar.RecordMap{
+		"trust_domain": cedar.String(id.TrustDomain().Name()),
+		"path":         cedar.String(id.Path()),
+	}
+	if ns, sa, ok := k8sPath(id.Path()); ok {
+		attrs["namespace"] = cedar.String(ns)
+		attrs["service_account"] = cedar.String(sa)
+	}
+	return cedar.Entity{
+		UID:        cedar.NewEntityUID(TypeWorkload, cedar.String(id.String())),
+		Attributes: cedar.NewRecord(attrs),
+	}
+}
+
+func k8sPath(p string) (ns, sa string, ok bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) == 5 && parts[0] == "" && parts[1] == "ns" && parts[3] == "sa" {
+		return parts[2], parts[4], true
+	}
+	return "", "", false
+}
+
+// ActionUID is Action::"<method>" unless the route names an action.
+func ActionUID(a Attributes, r Route) cedar.EntityUID {
+	if r.Action != "" {
+		return cedar.NewEntityUID(TypeAction, cedar.String(r.Action))
+	}
+	return cedar.NewEntityUID(TypeAction, cedar.String(a.Method))
+}
+
+// BuildRequest assembles the Cedar request. It is a pure function of its
+// inputs; headers lists the request headers exposed to policies.
+func BuildRequest(a Attributes, r Route, c Caller, headers []string) cedar.Request {
+	return cedar.Request{
+		Principal: c.Principal(),
+		Action:    ActionUID(a, r),
+		Resource:  cedar.NewEntityUID(TypeService, cedar.String(r.Service)),
+		Context:   buildContext(a, r, c, headers),
+	}
+}
+
+func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Record {
+	hdrs := make(cedar.RecordMap, len(headers))
+	for _, h := range headers {
+		if v, ok := a.Headers[h]; ok {
+			hdrs[cedar.String(h)] = cedar.String(v)
+		}
+	}
+	request := cedar.RecordMap{
+		"method":  cedar.String(a.Method),
+		"path":    cedar.String(a.Path),
+		"query":   cedar.String(a.Query),
+		"host":    cedar.String(a.Host),
+		"scheme":  cedar.String(a.Scheme),
+		"headers": cedar.NewRecord(hdrs),
+	}
+	source := cedar.RecordMap{"address": cedar.String(a.SourceAddress)}
+	if ap, err := netip.ParseAddrPort(a.SourceAddress); err == nil {
+		if ip, err := types.ParseIPAddr(ap.Addr().Unmap().String()); err == nil {
+			source["ip"] = ip
+		}
+	}
+	if !c.Workload.IsZero() {
+		source["spiffe_id"] = cedar.String(c.Workload.String())
+		source["trust_domain"] = cedar.String(c.Workload.TrustDomain().Name())
+	}
+	ctx := cedar.RecordMap{
+		"request": cedar.NewRecord(request),
+		"source":  cedar.NewRecord(source),
+		"route": cedar.NewRecord(cedar.RecordMap{
+			"id":         cedar.String(r.ID),
+			"service":    cedar.String(r.Service),
+			"policy_set": cedar.String(r.PolicySet),
+			"mode":       cedar.String(r.Mode),
+		}),
+	}
+	if c.User != nil {
+		ctx["jwt"] = c.User.Claims
+	}
+	return cedar.NewRecord(ctx)
+}

@@ -1,0 +1,259 @@
+package extauthz
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/internal/yamlfile"
+)
+
+// Config is the authorizer's configuration file (docs/configuration.md).
+// Relative paths are resolved against the file's directory.
+type Config struct {
+	Listen          string        `yaml:"listen"`
+	HTTPListen      string        `yaml:"http_listen"`
+	HTTPPathPrefix  string        `yaml:"http_path_prefix"`
+	AdminListen     string        `yaml:"admin_listen"`
+	Policies        string        `yaml:"policies"`
+	Entities        string        `yaml:"entities"`
+	DecisionTimeout time.Duration `yaml:"decision_timeout"`
+	MaxRequestBytes int           `yaml:"max_request_bytes"`
+	// RequestHeaders are copied into context.request.headers for policies.
+	RequestHeaders []string          `yaml:"request_headers"`
+	JWT            JWTConfig         `yaml:"jwt"`
+	Response       ResponseConfig    `yaml:"response"`
+	DecisionLog    DecisionLogConfig `yaml:"decision_log"`
+	Tracing        TracingConfig     `yaml:"tracing"`
+	LogLevel       string            `yaml:"log_level"`
+	LogFormat      string            `yaml:"log_format"`
+}
+
+// JWTConfig configures end-user token verification.
+type JWTConfig struct {
+	// Required makes a request without a bearer token a 401 instead of an
+	// anonymous (or workload) principal.
+	Required      bool                 `yaml:"required"`
+	Leeway        time.Duration        `yaml:"leeway"`
+	MaxTokenBytes int                  `yaml:"max_token_bytes"`
+	CacheSize     int                  `yaml:"cache_size"`
+	Providers     []jwt.ProviderConfig `yaml:"providers"`
+}
+
+// ResponseConfig shapes what an allowed request carries upstream.
+type ResponseConfig struct {
+	PrincipalHeader     string            `yaml:"principal_header"`
+	ClaimHeaders        map[string]string `yaml:"claim_headers"`
+	RemoveAuthorization bool              `yaml:"remove_authorization"`
+}
+
+// DecisionLogConfig configures the JSON-lines decision log.
+type DecisionLogConfig struct {
+	// Path is a file, "-" for standard output, or "" (the default) for off.
+	Path   string `yaml:"path"`
+	Buffer int    `yaml:"buffer"`
+}
+
+// TracingConfig configures OpenTelemetry tracing (off by default).
+type TracingConfig struct {
+	Exporter    string  `yaml:"exporter"` // none | otlp | stdout
+	Endpoint    string  `yaml:"endpoint"` // otlp gRPC endpoint, host:port
+	Insecure    bool    `yaml:"insecure"`
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
+// Defaults.
+const (
+	DefaultListen          = "127.0.0.1:9191"
+	DefaultAdminListen     = "127.0.0.1:9192"
+	DefaultDecisionTimeout = 200 * time.Millisecond
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultPrincipalHeader = "x-meshguard-principal"
+	DefaultDecisionBuffer  = 4096
+)
+
+// DefaultRequestHeaders are exposed to policies when request_headers is unset.
+var DefaultRequestHeaders = []string{"accept", "content-type", "user-agent", "x-request-id"}
+
+// secretHeaders are never exposed to policies or logs: they carry credentials.
+var secretHeaders = []string{"authorization", "cookie", "proxy-authorization", "set-cookie", "x-forwarded-client-cert"}
+
+// LoadConfig reads, defaults and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	if err := yamlfile.Load(path, &c); err != nil {
+		return nil, err
+	}
+	c.resolvePaths(filepath.Dir(path))
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p string) string {
+		if p == "" || p == "-" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	c.Policies = abs(c.Policies)
+	c.Entities = abs(c.Entities)
+	c.DecisionLog.Path = abs(c.DecisionLog.Path)
+	for i := range c.JWT.Providers {
+		c.JWT.Providers[i].JWKSFile = abs(c.JWT.Providers[i].JWKSFile)
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
+	}
+	if c.DecisionTimeout == 0 {
+		c.DecisionTimeout = DefaultDecisionTimeout
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.RequestHeaders == nil {
+		c.RequestHeaders = DefaultRequestHeaders
+	}
+	for i, h := range c.RequestHeaders {
+		c.RequestHeaders[i] = strings.ToLower(h)
+	}
+	if c.JWT.Leeway == 0 {
+		c.JWT.Leeway = jwt.DefaultLeeway
+	}
+	if c.JWT.MaxTokenBytes == 0 {
+		c.JWT.MaxTokenBytes = jwt.DefaultMaxTokenBytes
+	}
+	if c.JWT.CacheSize == 0 {
+		c.JWT.CacheSize = jwt.DefaultCacheSize
+	}
+	if c.Response.PrincipalHeader == "" {
+		c.Response.PrincipalHeader = DefaultPrincipalHeader
+	}
+	c.Response.PrincipalHeader = strings.ToLower(c.Response.PrincipalHeader)
+	for k, h := range c.Response.ClaimHeaders {
+		c.Response.ClaimHeaders[k] = strings.ToLower(h)
+	}
+	if c.DecisionLog.Buffer == 0 {
+		c.DecisionLog.Buffer = DefaultDecisionBuffer
+	}
+	if c.Tracing.Exporter == "" {
+		c.Tracing.Exporter = "none"
+	}
+	if c.Tracing.SampleRatio == 0 {
+		c.Tracing.SampleRatio = 1
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+}
+
+// Validate checks the configuration; each error names its key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key string, err error) { errs = append(errs, fmt.Errorf("%s: %w", key, err)) }
+	for key, addr := range map[string]string{"listen": c.Listen, "admin_listen": c.AdminListen, "http_listen": c.HTTPListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add(key, fmt.Errorf("%q is not host:port", addr))
+		}
+	}
+	if c.HTTPPathPrefix != "" && !strings.HasPrefix(c.HTTPPathPrefix, "/") {
+		add("http_path_prefix", errors.New("must start with '/'"))
+	}
+	if c.Policies == "" {
+		add("policies", errors.New("required: a directory of *.cedar files"))
+	}
+	if c.DecisionTimeout < 0 {
+		add("decision_timeout", errors.New("must not be negative"))
+	}
+	if c.MaxRequestBytes < 4096 {
+		add("max_request_bytes", errors.New("must be at least 4096"))
+	}
+	for _, h := range c.RequestHeaders {
+		if slices.Contains(secretHeaders, h) {
+			add("request_headers", fmt.Errorf("%q carries credentials and is never exposed to policies", h))
+		}
+	}
+	if c.JWT.Leeway < 0 || c.JWT.Leeway > 5*time.Minute {
+		add("jwt.leeway", errors.New("must be between 0 and 5m"))
+	}
+	if c.JWT.MaxTokenBytes < 256 || c.JWT.MaxTokenBytes > 64<<10 {
+		add("jwt.max_token_bytes", errors.New("must be between 256 and 65536"))
+	}
+	if c.JWT.Required && len(c.JWT.Providers) == 0 {
+		add("jwt.required", errors.New("needs at least one provider"))
+	}
+	if err := validHeaderName(c.Response.PrincipalHeader); err != nil {
+		add("response.principal_header", err)
+	}
+	for claim, h := range c.Response.ClaimHeaders {
+		if claim == "" {
+			add("response.claim_headers", errors.New("empty claim name"))
+		}
+		if err := validHeaderName(h); err != nil {
+			add("response.claim_headers."+claim, err)
+		}
+	}
+	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > 1<<20 {
+		add("decision_log.buffer", errors.New("must be between 1 and 1048576"))
+	}
+	switch c.Tracing.Exporter {
+	case "none", "stdout":
+	case "otlp":
+		if c.Tracing.Endpoint == "" {
+			add("tracing.endpoint", errors.New("required with exporter otlp"))
+		}
+	default:
+		add("tracing.exporter", fmt.Errorf("%q: want none, otlp or stdout", c.Tracing.Exporter))
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		add("tracing.sample_ratio", errors.New("must be between 0 and 1"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log_level", fmt.Errorf("%q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add("log_format", fmt.Errorf("%q: want text or json", c.LogFormat))
+	}
+	for i, p := range c.JWT.Providers {
+		if err := p.Validate(); err != nil {
+			add(fmt.Sprintf("jwt.providers[%d]", i), err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validHeaderName(h string) error {
+	if !httpguts.ValidHeaderFieldName(h) {
+		return fmt.Errorf("%q is not a valid header name", h)
+	}
+	if slices.Contains(secretHeaders, h) || h == "host" {
+		return fmt.Errorf("%q may not be set by the authorizer", h)
+	}
+	return nil
+}

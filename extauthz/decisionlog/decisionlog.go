@@ -1,0 +1,153 @@
+// Package decisionlog writes authorization decisions as JSON lines,
+// asynchronously, through a bounded buffer.
+//
+// The request path never blocks on the log: when the buffer is full the
+// entry is dropped and counted. Entries carry identities and policy IDs,
+// never tokens, header values or query strings.
+package decisionlog
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Entry is one decision. Field names are part of the documented log format
+// (docs/operations.md); add fields, don't rename them.
+type Entry struct {
+	Time       time.Time `json:"time"`
+	DecisionID string    `json:"decision_id"`
+	RequestID  string    `json:"request_id,omitempty"`
+	Route      string    `json:"route,omitempty"`
+	Service    string    `json:"service,omitempty"`
+	PolicySet  string    `json:"policy_set,omitempty"`
+	Mode       string    `json:"mode"`
+	Allowed    bool      `json:"allowed"`
+	Status     int       `json:"status"`
+	Reason     string    `json:"reason"`
+	// Detail explains a fail-closed denial (e.g. which policy set is missing).
+	Detail        string        `json:"detail,omitempty"`
+	Principal     string        `json:"principal,omitempty"`
+	Action        string        `json:"action,omitempty"`
+	SourceSPIFFE  string        `json:"source_spiffe_id,omitempty"`
+	SourceAddress string        `json:"source_address,omitempty"`
+	Method        string        `json:"method,omitempty"`
+	Path          string        `json:"path,omitempty"`
+	JWTProvider   string        `json:"jwt_provider,omitempty"`
+	JWTError      string        `json:"jwt_error,omitempty"`
+	Policies      []string      `json:"policies,omitempty"`
+	Errors        []PolicyError `json:"errors,omitempty"`
+	// WouldAllow is set in shadow mode: what enforcement would have done.
+	WouldAllow  *bool   `json:"would_allow,omitempty"`
+	WouldReason string  `json:"would_reason,omitempty"`
+	Shadow      *Shadow `json:"shadow,omitempty"`
+	DurationUS  int64   `json:"duration_us"`
+}
+
+// PolicyError is a policy that failed to evaluate.
+type PolicyError struct {
+	Policy  string `json:"policy"`
+	Message string `json:"message"`
+}
+
+// Shadow is the outcome of the candidate set evaluated beside the enforced one.
+type Shadow struct {
+	PolicySet string   `json:"policy_set"`
+	Allowed   bool     `json:"allowed"`
+	Policies  []string `json:"policies,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// Logger is an asynchronous decision log. A nil *Logger discards entries.
+type Logger struct {
+	ch      chan *Entry
+	w       *bufio.Writer
+	onDrop  func()
+	dropped atomic.Uint64
+	done    chan struct{}
+
+	mu     sync.RWMutex // guards closed against a send on the closed channel
+	closed bool
+}
+
+// New starts a logger writing to w with room for buffer pending entries.
+// onDrop (may be nil) is called for each entry dropped because the buffer is full.
+func New(w io.Writer, buffer int, onDrop func()) *Logger {
+	if onDrop == nil {
+		onDrop = func() {}
+	}
+	l := &Logger{
+		ch:     make(chan *Entry, buffer),
+		w:      bufio.NewWriterSize(w, 64<<10),
+		onDrop: onDrop,
+		done:   make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+// Log queues e without blocking. It reports false when e was dropped.
+func (l *Logger) Log(e *Entry) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return false
+	}
+	select {
+	case l.ch <- e:
+		return true
+	default:
+		l.dropped.Add(1)
+		l.onDrop()
+		return false
+	}
+}
+
+// Dropped is the number of entries dropped so far.
+func (l *Logger) Dropped() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.dropped.Load()
+}
+
+func (l *Logger) run() {
+	defer close(l.done)
+	enc := json.NewEncoder(l.w)
+	for e := range l.ch {
+		_ = enc.Encode(e)
+		// Flush when the queue is drained so lines appear promptly without a
+		// syscall per entry under load.
+		if len(l.ch) == 0 {
+			_ = l.w.Flush()
+		}
+	}
+	_ = l.w.Flush()
+}
+
+// Close stops accepting entries, writes those queued and returns when done
+// or when ctx ends. Entries logged after Close are dropped.
+func (l *Logger) Close(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.ch)
+	}
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

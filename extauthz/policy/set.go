@@ -1,0 +1,210 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go"
+)
+
+// DefaultSet is the set formed by the *.cedar files at the root of the policy directory.
+const DefaultSet = "default"
+
+// MaxFileSize bounds a single policy file.
+const MaxFileSize = 4 << 20
+
+var setNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidSetName reports whether name can name a policy set.
+func ValidSetName(name string) bool { return setNameRE.MatchString(name) }
+
+// Set is one immutable, parsed policy set.
+type Set struct {
+	Name    string
+	Version string   // content hash of the set's files
+	Files   []string // paths relative to the set's directory, sorted
+
+	policies *cedar.PolicySet
+	forbids  map[cedar.PolicyID]bool
+	count    int
+}
+
+// Len is the number of policies in the set.
+func (s *Set) Len() int { return s.count }
+
+// IDs lists the set's policy IDs, sorted.
+func (s *Set) IDs() []string {
+	ids := make([]string, 0, s.count)
+	for id := range s.policies.All() {
+		ids = append(ids, string(id))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// source is one policy file's name (relative to its set directory) and content.
+type source struct {
+	name string
+	data []byte
+}
+
+// parseSet builds a set from its files. Any parse error or duplicate ID fails
+// the whole set: a set is enforced all or nothing.
+func parseSet(name string, files []source) (*Set, error) {
+	slices.SortFunc(files, func(a, b source) int { return strings.Compare(a.name, b.name) })
+	ps := cedar.NewPolicySet()
+	forbids := map[cedar.PolicyID]bool{}
+	h := sha256.New()
+	var names []string
+	for _, f := range files {
+		names = append(names, f.name)
+		fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.data))
+		h.Write(f.data)
+		list, err := cedar.NewPolicyListFromBytes(f.name, f.data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", f.name, strings.ReplaceAll(err.Error(), "<input>", f.name))
+		}
+		for i, p := range list {
+			local := strconv.Itoa(i)
+			if v, ok := p.Annotations()["id"]; ok {
+				local = string(v)
+			}
+			id := cedar.PolicyID(name + "/" + f.name + "#" + local)
+			if !ps.Add(id, p) {
+				pos := p.Position()
+				return nil, fmt.Errorf("%s:%d:%d: duplicate policy id %q", f.name, pos.Line, pos.Column, id)
+			}
+			if p.Effect() == cedar.Forbid {
+				forbids[id] = true
+			}
+		}
+	}
+	return &Set{
+		Name:     name,
+		Version:  hex.EncodeToString(h.Sum(nil))[:16],
+		Files:    names,
+		policies: ps,
+		forbids:  forbids,
+		count:    len(forbids) + countPermits(ps, forbids),
+	}, nil
+}
+
+func countPermits(ps *cedar.PolicySet, forbids map[cedar.PolicyID]bool) int {
+	n := 0
+	for id := range ps.All() {
+		if !forbids[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// ParseSet parses in-memory policy text as set name; file names are used in IDs and errors.
+func ParseSet(name string, files map[string]string) (*Set, error) {
+	src := make([]source, 0, len(files))
+	for n, d := range files {
+		src = append(src, source{name: n, data: []byte(d)})
+	}
+	return parseSet(name, src)
+}
+
+// readDir discovers the sets under root: the root's own *.cedar files form
+// DefaultSet, each subdirectory one set. Names starting with "." are skipped,
+// which also skips the "..data" indirection of Kubernetes ConfigMap mounts
+// while following its symlinks.
+func readDir(root string) (map[string][]source, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("read policy directory: %w", err)
+	}
+	sets := map[string][]source{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(root, e.Name())
+		fi, err := os.Stat(p) // follows symlinks
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", p, err)
+		}
+		switch {
+		case fi.IsDir():
+			if !ValidSetName(e.Name()) {
+				return nil, fmt.Errorf("%s: directory name is not a valid policy set name (letters, digits, '.', '_', '-')", p)
+			}
+			files, err := readTree(p, "")
+			if err != nil {
+				return nil, err
+			}
+			sets[e.Name()] = files
+		case strings.HasSuffix(e.Name(), ".cedar"):
+			data, err := readFile(p, fi.Size())
+			if err != nil {
+				return nil, err
+			}
+			sets[DefaultSet] = append(sets[DefaultSet], source{name: e.Name(), data: data})
+		}
+	}
+	if d, ok := sets[DefaultSet]; ok && len(d) == 0 {
+		delete(sets, DefaultSet)
+	}
+	return sets, nil
+}
+
+func readTree(dir, rel string) ([]source, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, rel))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var out []source
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		r := filepath.Join(rel, e.Name())
+		p := filepath.Join(dir, r)
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", p, err)
+		}
+		if fi.IsDir() {
+			sub, err := readTree(dir, r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		if !strings.HasSuffix(e.Name(), ".cedar") {
+			continue
+		}
+		data, err := readFile(p, fi.Size())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, source{name: filepath.ToSlash(r), data: data})
+	}
+	return out, nil
+}
+
+func readFile(p string, size int64) ([]byte, error) {
+	if size > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d byte limit", p, size, MaxFileSize)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return data, nil
+}
+
+// ErrUnknownSet is returned for a set that is not loaded.
+var ErrUnknownSet = errors.New("unknown policy set")

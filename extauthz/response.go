@@ -1,0 +1,166 @@
+package extauthz
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// DecisionIDHeader carries the decision id upstream on allow and to the
+// client on deny, to correlate with the decision log.
+const DecisionIDHeader = "x-meshguard-decision-id"
+
+// maxClaimHeaderLen bounds a claim copied into a header.
+const maxClaimHeaderLen = 1024
+
+// header is one header to set.
+type header struct{ name, value string }
+
+// upstreamHeaders computes the headers an allowed request carries upstream:
+// the principal and decision id always (overwriting whatever the client
+// sent), configured claims when present. Claim headers whose claim is absent
+// are removed, so a client cannot supply them itself.
+func upstreamHeaders(d *Decision, rc *ResponseConfig) (set []header, remove []string) {
+	set = append(set,
+		header{rc.PrincipalHeader, d.Caller.Principal().String()},
+		header{DecisionIDHeader, d.ID})
+	for claim, name := range rc.ClaimHeaders {
+		if v, ok := claimHeaderValue(d, claim); ok {
+			set = append(set, header{name, v})
+		} else {
+			remove = append(remove, name)
+		}
+	}
+	if rc.RemoveAuthorization {
+		remove = append(remove, "authorization")
+	}
+	return set, remove
+}
+
+// claimHeaderValue renders a top-level scalar claim (or a list of scalars,
+// comma-joined) as a header value; anything else, or a value with control
+// characters, is not copied.
+func claimHeaderValue(d *Decision, claim string) (string, bool) {
+	if d.Caller.User == nil {
+		return "", false
+	}
+	v, ok := d.Caller.User.Raw[claim]
+	if !ok {
+		return "", false
+	}
+	var s string
+	switch t := v.(type) {
+	case string:
+		s = t
+	case json.Number, bool:
+		s = fmt.Sprint(t)
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, e := range t {
+			es, ok := e.(string)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, es)
+		}
+		s = strings.Join(parts, ",")
+	default:
+		return "", false
+	}
+	if len(s) > maxClaimHeaderLen || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", false
+	}
+	return s, true
+}
+
+// denyBody is the client-facing JSON body: an error word and the decision
+// id, nothing about policies.
+func denyBody(d *Decision) []byte {
+	word := "forbidden"
+	if d.Status == 401 {
+		word = "unauthorized"
+	}
+	b, _ := json.Marshal(struct {
+		Error      string `json:"error"`
+		DecisionID string `json:"decision_id"`
+	}{word, d.ID})
+	return b
+}
+
+// wwwAuthenticate is the RFC 6750 §3 challenge for a 401.
+func wwwAuthenticate(d *Decision) string {
+	if d.Reason == ReasonInvalidToken {
+		return `Bearer error="invalid_token"`
+	}
+	return `Bearer`
+}
+
+// CheckResponse shapes a decision for Envoy's gRPC ext_authz filter.
+func CheckResponse(d *Decision, rc *ResponseConfig) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d)}
+	if d.Allow {
+		set, remove := upstreamHeaders(d, rc)
+		ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
+		for _, h := range set {
+			ok.Headers = append(ok.Headers, overwrite(h.name, h.value))
+		}
+		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
+		return resp
+	}
+	grpcCode, httpCode := code.Code_PERMISSION_DENIED, typev3.StatusCode_Forbidden
+	hdrs := []*corev3.HeaderValueOption{
+		overwrite("content-type", "application/json"),
+		overwrite(DecisionIDHeader, d.ID),
+	}
+	if d.Status == 401 {
+		grpcCode, httpCode = code.Code_UNAUTHENTICATED, typev3.StatusCode_Unauthorized
+		hdrs = append(hdrs, overwrite("www-authenticate", wwwAuthenticate(d)))
+	}
+	resp.Status = &rpcstatus.Status{Code: int32(grpcCode)}
+	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: httpCode},
+		Headers: hdrs,
+		Body:    string(denyBody(d)),
+	}}
+	return resp
+}
+
+func overwrite(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// dynamicMetadata is emitted on every response; Envoy stores it under the
+// ext_authz filter's namespace for access logs and later filters.
+func dynamicMetadata(d *Decision) *structpb.Struct {
+	policies := make([]*structpb.Value, len(d.Policies))
+	for i, p := range d.Policies {
+		policies[i] = structpb.NewStringValue(p)
+	}
+	f := map[string]*structpb.Value{
+		"decision_id": structpb.NewStringValue(d.ID),
+		"principal":   structpb.NewStringValue(d.Principal.String()),
+		"policy_set":  structpb.NewStringValue(d.Route.PolicySet),
+		"policies":    structpb.NewListValue(&structpb.ListValue{Values: policies}),
+		"mode":        structpb.NewStringValue(d.Mode),
+		"allowed":     structpb.NewBoolValue(d.Allow),
+		"reason":      structpb.NewStringValue(d.Reason),
+	}
+	if d.Route.ID != "" {
+		f["route"] = structpb.NewStringValue(d.Route.ID)
+	}
+	if d.Would != nil {
+		f["would_allow"] = structpb.NewBoolValue(d.Would.Allow)
+	}
+	return &structpb.Struct{Fields: f}
+}

@@ -1,0 +1,285 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/meshguard/meshguard/extauthz/decisionlog"
+	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/filewatch"
+	"github.com/meshguard/meshguard/internal/telemetry"
+)
+
+// Server runs the authorizer's listeners: ext_authz gRPC, optional HTTP
+// service mode, and admin.
+type Server struct {
+	cfg      *Config
+	log      *slog.Logger
+	Registry *prometheus.Registry
+	Authz    *Authorizer
+	store    *policy.Store
+	verifier *jwt.Verifier
+	dlog     *decisionlog.Logger
+	dlogFile io.Closer
+	tr       *tracing
+	traceOff func(context.Context) error
+
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+	admin  *http.Server
+
+	grpcLis, httpLis, adminLis net.Listener
+	cancel                     context.CancelFunc
+	wg                         sync.WaitGroup
+}
+
+// NewServer builds the server from cfg: loads policies (an error is logged
+// and the server starts unready, so a broken rollout is visible on /readyz
+// rather than a crash loop), reads key files, opens the decision log.
+func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, Registry: prometheus.NewRegistry()}
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := NewMetrics(s.Registry)
+
+	s.store = policy.NewStore(cfg.Policies, cfg.Entities, policy.WithLogger(log), policy.WithReloadHook(m.onReload))
+	if err := s.store.Reload(); err != nil {
+		log.Error("initial policy load incomplete; not ready until every set loads", "err", err)
+	}
+	if len(cfg.JWT.Providers) > 0 {
+		v, err := jwt.New(cfg.JWT.Providers, jwt.Options{
+			Leeway:        cfg.JWT.Leeway,
+			MaxTokenBytes: cfg.JWT.MaxTokenBytes,
+			CacheSize:     cfg.JWT.CacheSize,
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.verifier = v
+	}
+	if err := s.openDecisionLog(m); err != nil {
+		return nil, err
+	}
+	tp, enabled, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{
+		Exporter: cfg.Tracing.Exporter, Endpoint: cfg.Tracing.Endpoint, Insecure: cfg.Tracing.Insecure,
+		SampleRatio: cfg.Tracing.SampleRatio, ServiceName: "meshguard-authz",
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.traceOff = shutdown
+	s.tr = &tracing{tracer: tp.Tracer("github.com/meshguard/meshguard/extauthz"), enabled: enabled,
+		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	s.Authz = NewAuthorizer(cfg, s.store, s.verifier, m, s.dlog, log)
+	return s, nil
+}
+
+func (s *Server) openDecisionLog(m *Metrics) error {
+	var w io.Writer
+	switch p := s.cfg.DecisionLog.Path; p {
+	case "":
+		return nil
+	case "-":
+		w = os.Stdout
+	default:
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("decision_log.path: %w", err)
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("decision_log.path: %w", err)
+		}
+		w, s.dlogFile = f, f
+	}
+	s.dlog = decisionlog.New(w, s.cfg.DecisionLog.Buffer, m.DecisionDropped.Inc)
+	return nil
+}
+
+// Start binds every listener, starts serving and the file watchers, and
+// returns. Stop ends them.
+func (s *Server) Start(ctx context.Context) error {
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if s.adminLis, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+		s.grpcLis.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+	if s.cfg.HTTPListen != "" {
+		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
+			s.grpcLis.Close()
+			s.adminLis.Close()
+			return fmt.Errorf("http_listen: %w", err)
+		}
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	authv3.RegisterAuthorizationServer(s.grpc, &checkService{a: s.Authz, tr: s.tr})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.updateHealth()
+
+	s.admin = &http.Server{Handler: adminHandler(s.Authz, s.Registry), ReadHeaderTimeout: 5 * time.Second}
+	s.goServe("grpc", func() error { return s.grpc.Serve(s.grpcLis) })
+	s.goServe("admin", func() error { return s.admin.Serve(s.adminLis) })
+	if s.httpLis != nil {
+		s.http = &http.Server{
+			Handler:           &httpService{a: s.Authz, tr: s.tr, prefix: s.cfg.HTTPPathPrefix},
+			ReadHeaderTimeout: 5 * time.Second,
+			MaxHeaderBytes:    s.cfg.MaxRequestBytes,
+		}
+		s.goServe("http", func() error { return s.http.Serve(s.httpLis) })
+	}
+
+	if s.verifier != nil {
+		s.verifier.Start(ctx)
+	}
+	s.watchPolicies(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.updateHealth()
+			}
+		}
+	}()
+	s.log.Info("authorizer listening", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr(),
+		"policies", s.cfg.Policies, "ready", s.Authz.Ready())
+	return nil
+}
+
+func (s *Server) goServe(name string, serve func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+}
+
+func (s *Server) watchPolicies(ctx context.Context) {
+	dirs := []string{s.cfg.Policies}
+	if s.cfg.Entities != "" {
+		dirs = append(dirs, filepath.Dir(s.cfg.Entities))
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := filewatch.Watch(ctx, dirs, true, func() {
+			_ = s.store.Reload() // errors are logged and counted by the store
+			s.updateHealth()
+		})
+		if err != nil {
+			s.log.Error("policies not watched; changes need a restart", "err", err)
+		}
+	}()
+}
+
+// updateHealth mirrors readiness into the gRPC health service, for Envoy's
+// and Kubernetes' gRPC health checks.
+func (s *Server) updateHealth() {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if s.Authz.Ready() {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+}
+
+// GRPCAddr is the bound ext_authz gRPC address.
+func (s *Server) GRPCAddr() string { return addr(s.grpcLis) }
+
+// HTTPAddr is the bound HTTP service address, or "".
+func (s *Server) HTTPAddr() string { return addr(s.httpLis) }
+
+// AdminAddr is the bound admin address.
+func (s *Server) AdminAddr() string { return addr(s.adminLis) }
+
+func addr(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// Stop drains in-flight requests (up to ctx's deadline), then closes
+// everything and flushes the decision log and traces.
+func (s *Server) Stop(ctx context.Context) {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.health != nil {
+		s.health.Shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		if s.grpc != nil {
+			s.grpc.GracefulStop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+	for _, h := range []*http.Server{s.http, s.admin} {
+		if h != nil {
+			_ = h.Shutdown(ctx)
+		}
+	}
+	s.wg.Wait()
+	_ = s.dlog.Close(ctx)
+	if s.dlogFile != nil {
+		_ = s.dlogFile.Close()
+	}
+	_ = s.traceOff(ctx)
+}
+
+// Run starts the server and blocks until ctx is done, then stops it.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("authorizer stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Stop(stopCtx)
+	return nil
+}

@@ -1,0 +1,92 @@
+// Package filewatch calls a function when files change, debounced.
+//
+// It watches directories rather than files: editors and Kubernetes ConfigMap
+// mounts replace files by rename, which drops a watch placed on the file
+// itself. Events under a watched directory are coalesced for Debounce before
+// the callback runs, so a burst of writes yields one reload.
+package filewatch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Debounce is how long the watcher waits after the last event before calling back.
+const Debounce = 100 * time.Millisecond
+
+// Watch watches each directory in dirs (and, when recursive, each
+// subdirectory that exists or appears later) and calls onChange after a burst
+// of events settles. It blocks until ctx is done.
+func Watch(ctx context.Context, dirs []string, recursive bool, onChange func()) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("create file watcher: %w", err)
+	}
+	defer w.Close()
+	for _, d := range dirs {
+		if err := add(w, d, recursive); err != nil {
+			return err
+		}
+	}
+	var timer *time.Timer
+	var fire <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if recursive && ev.Has(fsnotify.Create) {
+				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+					_ = add(w, ev.Name, true)
+				}
+			}
+			if timer == nil {
+				timer = time.NewTimer(Debounce)
+			} else {
+				timer.Reset(Debounce)
+			}
+			fire = timer.C
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			slog.Warn("file watcher error", "err", err)
+		case <-fire:
+			fire = nil
+			onChange()
+		}
+	}
+}
+
+func add(w *fsnotify.Watcher, dir string, recursive bool) error {
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	if !recursive {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := add(w, filepath.Join(dir, e.Name()), true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
