@@ -90,6 +90,9 @@ type Authorizer struct {
 	metrics  *Metrics
 	dlog     *decisionlog.Logger
 	log      *slog.Logger
+
+	// decide replaces Decide when set; tests use it to inject failures.
+	decide func(context.Context, Attributes) Decision
 }
 
 // NewAuthorizer wires an authorizer. verifier and dlog may be nil.

@@ -28,6 +28,9 @@ func (a *Authorizer) decideSafely(ctx context.Context, attrs *Attributes) (d Dec
 		ctx, cancel = context.WithTimeout(ctx, a.cfg.DecisionTimeout)
 		defer cancel()
 	}
+	if a.decide != nil {
+		return a.decide(ctx, *attrs)
+	}
 	return a.Decide(ctx, *attrs)
 }
 

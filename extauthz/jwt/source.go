@@ -107,69 +107,95 @@ func (s *fileSource) Run(ctx context.Context) {
 // remoteSource fetches a JWKS over HTTPS, refreshes it periodically, and
 // refetches (rate limited) when a token names an unknown kid. With no URL it
 // first discovers one from the issuer's OpenID configuration.
+//
+// Fetches are single-flight and detached from the request that triggered
+// them: waiters give up when their own context ends, while the fetch runs to
+// its FetchTimeout so the next request benefits from it.
 type remoteSource struct {
 	keyHolder
 	cfg    ProviderConfig
 	client *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	base   context.Context // parent of fetches; cancelled when the verifier stops
 
-	mu          sync.Mutex // one fetch at a time
+	mu          sync.Mutex
 	jwksURI     string
 	lastAttempt time.Time
 	lastErr     error
+	inflight    chan struct{} // closed when the running fetch ends; nil when idle
 }
 
 func newRemoteSource(cfg ProviderConfig, client *http.Client, log *slog.Logger) *remoteSource {
-	return &remoteSource{cfg: cfg, client: client, log: log, jwksURI: cfg.JWKSURI, now: time.Now}
+	return &remoteSource{cfg: cfg, client: client, log: log, jwksURI: cfg.JWKSURI, now: time.Now, base: context.Background()}
 }
 
-// Refetch fetches unless one was attempted within MinRefetchInterval.
+// Refetch triggers a fetch unless one was attempted within
+// MinRefetchInterval, and waits for the running fetch or ctx.
 func (s *remoteSource) Refetch(ctx context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.cfg.MinRefetchInterval {
-		return
-	}
-	s.fetchLocked(ctx)
-}
-
-func (s *remoteSource) fetch(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fetchLocked(ctx)
-}
-
-func (s *remoteSource) fetchLocked(ctx context.Context) error {
-	s.lastAttempt = s.now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
-	defer cancel()
-	err := s.doFetch(ctx)
-	s.lastErr = err
-	if err != nil {
-		s.log.Error("JWKS fetch failed; keeping last good keys", "provider", s.cfg.Name, "err", err)
-	}
-	return err
-}
-
-func (s *remoteSource) doFetch(ctx context.Context) error {
-	if s.jwksURI == "" {
-		uri, err := s.discover(ctx)
-		if err != nil {
-			return err
+	if done := s.trigger(true); done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
 		}
-		s.jwksURI = uri
 	}
-	data, err := s.get(ctx, s.jwksURI)
+}
+
+// fetch triggers a fetch (not rate limited) and waits for it.
+func (s *remoteSource) fetch(ctx context.Context) {
+	select {
+	case <-s.trigger(false):
+	case <-ctx.Done():
+	}
+}
+
+// trigger starts a fetch, or joins the running one. With rateLimited it
+// returns nil when the last attempt is too recent.
+func (s *remoteSource) trigger(rateLimited bool) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight != nil {
+		return s.inflight
+	}
+	if rateLimited && !s.lastAttempt.IsZero() && s.now().Sub(s.lastAttempt) < s.cfg.MinRefetchInterval {
+		return nil
+	}
+	s.lastAttempt = s.now()
+	done := make(chan struct{})
+	s.inflight = done
+	uri, base := s.jwksURI, s.base
+	go func() {
+		ctx, cancel := context.WithTimeout(base, s.cfg.FetchTimeout)
+		defer cancel()
+		uri, err := s.doFetch(ctx, uri)
+		if err != nil {
+			s.log.Error("JWKS fetch failed; keeping last good keys", "provider", s.cfg.Name, "err", err)
+		}
+		s.mu.Lock()
+		s.jwksURI, s.lastErr, s.inflight = uri, err, nil
+		s.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+func (s *remoteSource) doFetch(ctx context.Context, uri string) (string, error) {
+	if uri == "" {
+		var err error
+		if uri, err = s.discover(ctx); err != nil {
+			return "", err
+		}
+	}
+	data, err := s.get(ctx, uri)
 	if err != nil {
-		return err
+		return uri, err
 	}
 	ks, err := ParseKeySet(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.jwksURI, err)
+		return uri, fmt.Errorf("%s: %w", uri, err)
 	}
 	s.set(ks)
-	return nil
+	return uri, nil
 }
 
 // discover reads the issuer's OpenID Provider metadata (OIDC Discovery §4).
@@ -235,7 +261,7 @@ func (s *remoteSource) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
-			_ = s.fetch(ctx)
+			s.fetch(ctx)
 		}
 	}
 }

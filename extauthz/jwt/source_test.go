@@ -154,7 +154,7 @@ func TestRefetchHonoursRequestDeadline(t *testing.T) {
 	p := newIDP(t, jwksJSON(t, k))
 	p.jwksDelay = 5 * time.Second
 	now := &clock{t: time.Unix(1_800_000_000, 0)}
-	v, err := New([]ProviderConfig{{Name: "idp", Issuer: testIssuer, Audiences: []string{"orders"}, JWKSURI: p.srv.URL + "/keys"}},
+	v, err := New([]ProviderConfig{{Name: "idp", Issuer: testIssuer, Audiences: []string{"orders"}, JWKSURI: p.srv.URL + "/keys", FetchTimeout: time.Second}},
 		Options{Now: now.Now})
 	if err != nil {
 		t.Fatal(err)

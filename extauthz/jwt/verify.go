@@ -131,8 +131,11 @@ func New(cfgs []ProviderConfig, opts Options) (*Verifier, error) {
 func (v *Verifier) Start(ctx context.Context) {
 	for _, p := range v.providers {
 		if rs, ok := p.src.(*remoteSource); ok {
+			rs.mu.Lock()
+			rs.base = ctx
+			rs.mu.Unlock()
 			go func() {
-				_ = rs.fetch(ctx)
+				rs.fetch(ctx)
 				rs.Run(ctx)
 			}()
 		} else {
