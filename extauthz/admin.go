@@ -3,6 +3,7 @@ package extauthz
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,8 +41,13 @@ func (a *Authorizer) Status() AdminStatus {
 
 // adminHandler serves /healthz (the process is up), /readyz (policies and
 // keys loaded), /metrics and /v1/status.
-func adminHandler(a *Authorizer, g prometheus.Gatherer) http.Handler {
+func adminHandler(a *Authorizer, g prometheus.Gatherer, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

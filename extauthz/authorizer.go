@@ -53,8 +53,9 @@ type Decision struct {
 	Route  Route
 	Caller Caller
 	// Principal is the Cedar principal UID that was (or would have been) evaluated.
-	Principal cedar.EntityUID
-	Action    cedar.EntityUID
+	Principal    cedar.EntityUID
+	principalStr string
+	Action       cedar.EntityUID
 	// Policies are the determining policy IDs; Errors the policies that failed.
 	Policies []string
 	Errors   []policy.EvalError
@@ -121,8 +122,8 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 
 	caller, authn := a.authenticate(ctx, attrs, &d)
 	d.Caller, d.Principal = caller, caller.Principal()
-	if ctx.Err() != nil {
-		return d.deny(403, ReasonTimeout, "deadline passed while authenticating")
+	if authn != nil && authn.Reason == ReasonTimeout {
+		return d.deny(403, ReasonTimeout, "decision deadline passed while fetching keys")
 	}
 	set, ok := a.store.Set(route.PolicySet)
 	if !ok {
@@ -181,7 +182,21 @@ func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Deci
 		}
 		return c, nil
 	}
+	id, ok := a.verifier.Lookup(tok)
+	if ok {
+		c.User = id
+		return c, nil
+	}
+	// Only a cache miss can wait (a JWKS refetch on an unknown kid): bound it.
+	if a.cfg.DecisionTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.DecisionTimeout)
+		defer cancel()
+	}
 	id, err := a.verifier.Verify(ctx, tok)
+	if err != nil && ctx.Err() != nil {
+		return c, &Outcome{Status: 403, Reason: ReasonTimeout}
+	}
 	if err != nil {
 		var je *jwt.Error
 		if !errors.As(err, &je) {
@@ -222,6 +237,14 @@ func (a *Authorizer) evalShadow(name string, ents cedar.EntityGetter, req cedar.
 		a.metrics.EvalErrors.WithLabelValues(name).Add(float64(len(res.Errors)))
 	}
 	return so
+}
+
+// PrincipalString is Principal in Cedar syntax, computed once.
+func (d *Decision) PrincipalString() string {
+	if d.principalStr == "" {
+		d.principalStr = d.Principal.String()
+	}
+	return d.principalStr
 }
 
 func (d Decision) deny(status int, reason, detail string) Decision {
@@ -305,7 +328,7 @@ func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) *decisionlo
 		Allowed:    d.Allow,
 		Status:     d.Status,
 		Reason:     d.Reason,
-		Principal:  d.Principal.String(),
+		Principal:  d.PrincipalString(),
 		Detail:     d.Detail,
 		Policies:   d.Policies,
 		DurationUS: elapsed.Microseconds(),

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -103,12 +104,23 @@ func BuildRequest(a Attributes, r Route, c Caller, headers []string) cedar.Reque
 	}
 }
 
+// emptyRecord is shared: records are immutable, and building one costs
+// a sort, a hash and a map copy.
+var emptyRecord = cedar.NewRecord(nil)
+
 func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Record {
-	hdrs := make(cedar.RecordMap, len(headers))
+	hdrs := emptyRecord
+	var hm cedar.RecordMap
 	for _, h := range headers {
 		if v, ok := a.Headers[h]; ok {
-			hdrs[cedar.String(h)] = cedar.String(v)
+			if hm == nil {
+				hm = make(cedar.RecordMap, len(headers))
+			}
+			hm[cedar.String(h)] = cedar.String(v)
 		}
+	}
+	if hm != nil {
+		hdrs = cedar.NewRecord(hm)
 	}
 	request := cedar.RecordMap{
 		"method":  cedar.String(a.Method),
@@ -116,13 +128,12 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 		"query":   cedar.String(a.Query),
 		"host":    cedar.String(a.Host),
 		"scheme":  cedar.String(a.Scheme),
-		"headers": cedar.NewRecord(hdrs),
+		"headers": hdrs,
 	}
 	source := cedar.RecordMap{"address": cedar.String(a.SourceAddress)}
 	if ap, err := netip.ParseAddrPort(a.SourceAddress); err == nil {
-		if ip, err := types.ParseIPAddr(ap.Addr().Unmap().String()); err == nil {
-			source["ip"] = ip
-		}
+		ip := ap.Addr().Unmap()
+		source["ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
 	}
 	if !c.Workload.IsZero() {
 		source["spiffe_id"] = cedar.String(c.Workload.String())
@@ -131,15 +142,43 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 	ctx := cedar.RecordMap{
 		"request": cedar.NewRecord(request),
 		"source":  cedar.NewRecord(source),
-		"route": cedar.NewRecord(cedar.RecordMap{
-			"id":         cedar.String(r.ID),
-			"service":    cedar.String(r.Service),
-			"policy_set": cedar.String(r.PolicySet),
-			"mode":       cedar.String(r.Mode),
-		}),
+		"route":   routeRecords.get(r),
 	}
 	if c.User != nil {
 		ctx["jwt"] = c.User.Claims
 	}
 	return cedar.NewRecord(ctx)
+}
+
+// routeRecordCache memoizes context.route: routes come from the control
+// plane's configuration, so there are few distinct ones. It is bounded all
+// the same; past the bound, records are built per request.
+type routeRecordCache struct {
+	mu sync.RWMutex
+	m  map[Route]cedar.Record
+}
+
+const maxCachedRoutes = 4096
+
+var routeRecords = &routeRecordCache{m: map[Route]cedar.Record{}}
+
+func (c *routeRecordCache) get(r Route) cedar.Record {
+	c.mu.RLock()
+	rec, ok := c.m[r]
+	c.mu.RUnlock()
+	if ok {
+		return rec
+	}
+	rec = cedar.NewRecord(cedar.RecordMap{
+		"id":         cedar.String(r.ID),
+		"service":    cedar.String(r.Service),
+		"policy_set": cedar.String(r.PolicySet),
+		"mode":       cedar.String(r.Mode),
+	})
+	c.mu.Lock()
+	if len(c.m) < maxCachedRoutes {
+		c.m[r] = rec
+	}
+	c.mu.Unlock()
+	return rec
 }

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// decideSafely runs Decide under the decision timeout and turns a panic into
-// a denial: a bug in the authorizer must never allow a request or kill the server.
+// decideSafely runs Decide and turns a panic into a denial: a bug in the
+// authorizer must never allow a request or kill the server.
 func (a *Authorizer) decideSafely(ctx context.Context, attrs *Attributes) (d Decision) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -23,11 +23,6 @@ func (a *Authorizer) decideSafely(ctx context.Context, attrs *Attributes) (d Dec
 			d = PanicDecision(r)
 		}
 	}()
-	if a.cfg.DecisionTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.cfg.DecisionTimeout)
-		defer cancel()
-	}
 	if a.decide != nil {
 		return a.decide(ctx, *attrs)
 	}

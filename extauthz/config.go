@@ -18,10 +18,12 @@ import (
 // Config is the authorizer's configuration file (docs/configuration.md).
 // Relative paths are resolved against the file's directory.
 type Config struct {
-	Listen          string        `yaml:"listen"`
-	HTTPListen      string        `yaml:"http_listen"`
-	HTTPPathPrefix  string        `yaml:"http_path_prefix"`
-	AdminListen     string        `yaml:"admin_listen"`
+	Listen         string `yaml:"listen"`
+	HTTPListen     string `yaml:"http_listen"`
+	HTTPPathPrefix string `yaml:"http_path_prefix"`
+	AdminListen    string `yaml:"admin_listen"`
+	// AdminPprof serves net/http/pprof under /debug/pprof/ on the admin listener.
+	AdminPprof      bool          `yaml:"admin_pprof"`
 	Policies        string        `yaml:"policies"`
 	Entities        string        `yaml:"entities"`
 	DecisionTimeout time.Duration `yaml:"decision_timeout"`

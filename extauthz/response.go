@@ -29,7 +29,7 @@ type header struct{ name, value string }
 // are removed, so a client cannot supply them itself.
 func upstreamHeaders(d *Decision, rc *ResponseConfig) (set []header, remove []string) {
 	set = append(set,
-		header{rc.PrincipalHeader, d.Caller.Principal().String()},
+		header{rc.PrincipalHeader, d.PrincipalString()},
 		header{DecisionIDHeader, d.ID})
 	for claim, name := range rc.ClaimHeaders {
 		if v, ok := claimHeaderValue(d, claim); ok {
@@ -149,7 +149,7 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	}
 	f := map[string]*structpb.Value{
 		"decision_id": structpb.NewStringValue(d.ID),
-		"principal":   structpb.NewStringValue(d.Principal.String()),
+		"principal":   structpb.NewStringValue(d.PrincipalString()),
 		"policy_set":  structpb.NewStringValue(d.Route.PolicySet),
 		"policies":    structpb.NewListValue(&structpb.ListValue{Values: policies}),
 		"mode":        structpb.NewStringValue(d.Mode),

@@ -1,0 +1,268 @@
+// Command authzload runs the ext_authz load benchmark: ghz against meshguard
+// and against a no-op Check server (the transport floor), alternating, for
+// four requests. It prints a markdown report with medians and ratios.
+//
+//	go run ./bench/authzload -meshguard bin/meshguard -noop bin/noopauthz -ghz $(which ghz)
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/meshguard/meshguard/internal/demoidp"
+)
+
+var (
+	meshguardBin = flag.String("meshguard", "bin/meshguard", "meshguard binary")
+	noopBin      = flag.String("noop", "bin/noopauthz", "no-op ext_authz server binary")
+	ghzBin       = flag.String("ghz", "ghz", "ghz binary")
+	quickstart   = flag.String("quickstart", "examples/quickstart", "quickstart directory (policies, keys)")
+	duration     = flag.Duration("duration", 10*time.Second, "duration of each ghz run")
+	concurrency  = flag.Int("c", 16, "ghz concurrency")
+	connections  = flag.Int("connections", 2, "ghz connections")
+	rounds       = flag.Int("rounds", 3, "alternating rounds per request")
+	decisionLog  = flag.Bool("decision-log", true, "write meshguard's decision log (to a file) during the run")
+	only         = flag.String("only", "", "run only the request whose name contains this")
+)
+
+type ghzReport struct {
+	Count   int64   `json:"count"`
+	Rps     float64 `json:"rps"`
+	Average int64   `json:"average"`
+	Latency []struct {
+		Percentage int   `json:"percentage"`
+		Latency    int64 `json:"latency"`
+	} `json:"latencyDistribution"`
+	StatusCodeDistribution map[string]int64 `json:"statusCodeDistribution"`
+	ErrorDistribution      map[string]int64 `json:"errorDistribution"`
+}
+
+func (r ghzReport) pct(p int) time.Duration {
+	for _, l := range r.Latency {
+		if l.Percentage == p {
+			return time.Duration(l.Latency)
+		}
+	}
+	return 0
+}
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	dir, err := os.MkdirTemp("", "authzload")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	qs, _ := filepath.Abs(*quickstart)
+	mgAddr, adminAddr, noopAddr := freeAddr(), freeAddr(), freeAddr()
+	cfg := fmt.Sprintf(`listen: %s
+admin_listen: %s
+policies: %s/policies
+entities: %s/entities.json
+jwt:
+  providers:
+    - name: demo
+      issuer: https://idp.meshguard.example
+      audiences: [meshguard-demo]
+      jwks_file: %s/jwks.json
+      roles_claim: roles
+log_level: warn
+admin_pprof: true
+`, mgAddr, adminAddr, qs, qs, qs)
+	if *decisionLog {
+		cfg += fmt.Sprintf("decision_log:\n  path: %s/decisions.jsonl\n", dir)
+	}
+	cfgPath := filepath.Join(dir, "authz.yaml")
+	must(os.WriteFile(cfgPath, []byte(cfg), 0o644))
+
+	mg := start(*meshguardBin, "authz", "--config", cfgPath)
+	defer stop(mg)
+	noop := start(*noopBin, "-listen", noopAddr)
+	defer stop(noop)
+	waitReady("http://" + adminAddr + "/readyz")
+	waitTCP(noopAddr)
+	log.Printf("meshguard admin (pprof) at http://%s/debug/pprof/", adminAddr)
+
+	iss, err := demoidp.Load(filepath.Join(qs, "demo-issuer.jwk"))
+	must(err)
+	tok, err := iss.Mint(demoidp.Claims("https://idp.meshguard.example", "alice", []string{"meshguard-demo"}, nil, time.Hour))
+	must(err)
+	forged := tok[:strings.LastIndex(tok, ".")+1] + strings.Repeat("A", 86)
+
+	orders := map[string]string{"meshguard.service": "orders", "meshguard.policy": "orders", "meshguard.route": "orders/api"}
+	cases := []struct{ name, method, path, token string }{
+		{"anonymous allow", "GET", "/catalog/books", ""},
+		{"anonymous deny", "DELETE", "/orders/42", ""},
+		{"valid JWT allow", "GET", "/orders/42", tok},
+		{"forged JWT deny", "GET", "/orders/42", forged},
+	}
+
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds; medians shown. Decision log: %v.\n\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version(), *concurrency, *connections, *duration, *rounds, *decisionLog)
+	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | decisions as expected |")
+	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, c := range cases {
+		if *only != "" && !strings.Contains(c.name, *only) {
+			continue
+		}
+		req := checkRequest(c.method, c.path, c.token, orders)
+		reqPath := filepath.Join(dir, "req.json")
+		must(os.WriteFile(reqPath, req, 0o644))
+		var noopRuns, mgRuns []ghzReport
+		for r := range *rounds {
+			log.Printf("%s: round %d/%d", c.name, r+1, *rounds)
+			noopRuns = append(noopRuns, runGhz(noopAddr, reqPath))
+			mgRuns = append(mgRuns, runGhz(mgAddr, reqPath))
+		}
+		nr, mr := median(noopRuns, rps), median(mgRuns, rps)
+		np50, mp50 := median(noopRuns, p50), median(mgRuns, p50)
+		np99, mp99 := median(noopRuns, p99), median(mgRuns, p99)
+		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s |\n", c.name, nr, mr, mr/nr,
+			dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, okAll(mgRuns))
+	}
+	fmt.Print(out.String())
+}
+
+func rps(r ghzReport) float64 { return r.Rps }
+func p50(r ghzReport) float64 { return float64(r.pct(50)) }
+func p99(r ghzReport) float64 { return float64(r.pct(99)) }
+
+func median(rs []ghzReport, f func(ghzReport) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func dur(ns float64) string { return time.Duration(ns).Round(time.Microsecond).String() }
+
+func okAll(rs []ghzReport) string {
+	for _, r := range rs {
+		if len(r.ErrorDistribution) > 0 || r.StatusCodeDistribution["OK"] != r.Count {
+			return fmt.Sprintf("no: %v %v", r.StatusCodeDistribution, r.ErrorDistribution)
+		}
+	}
+	return "yes (all gRPC OK)"
+}
+
+func runGhz(addr, reqPath string) ghzReport {
+	cmd := exec.Command(*ghzBin, "--insecure",
+		"--call", "envoy.service.auth.v3.Authorization.Check",
+		"--data-file", reqPath,
+		"-c", fmt.Sprint(*concurrency), "--connections", fmt.Sprint(*connections),
+		"--duration", duration.String(), "--skipFirst", "1000",
+		"--format", "json", addr)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("ghz: %v\n%s", err, stderr.String())
+	}
+	var r ghzReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		log.Fatalf("ghz output: %v", err)
+	}
+	return r
+}
+
+// checkRequest builds the CheckRequest an Envoy sidecar would send, as JSON for ghz.
+func checkRequest(method, path, token string, ext map[string]string) []byte {
+	hdrs := map[string]string{":method": method, ":path": path, ":authority": "orders.demo",
+		"x-request-id": "bench", "user-agent": "ghz"}
+	if token != "" {
+		hdrs["authorization"] = "Bearer " + token
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: method, Path: path, Host: "orders.demo", Scheme: "https", Headers: hdrs}},
+		ContextExtensions: ext,
+	}}
+	b, err := protojson.Marshal(req)
+	must(err)
+	return b
+}
+
+func start(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	must(cmd.Start())
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitReady(url string) {
+	for range 200 {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatalf("%s never became ready", url)
+}
+
+func waitTCP(addr string) {
+	for range 200 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatalf("%s never listened", addr)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}

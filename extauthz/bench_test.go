@@ -1,0 +1,152 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshguard/meshguard/extauthz/decisionlog"
+	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/demoidp"
+)
+
+// benchEnv is an authorizer with the route's own set ("orders", routePolicies
+// policies) and otherPolicies spread over other sets of 100 each, which a
+// request for "orders" must not pay for.
+func benchEnv(b *testing.B, routePolicies, otherPolicies int) (*checkService, *demoidp.Issuer) {
+	b.Helper()
+	dir := b.TempDir()
+	writeSet := func(set string, n int, offset int) {
+		var sb strings.Builder
+		for i := range n {
+			// Realistic shapes: scoped to a resource and action, with a condition.
+			fmt.Fprintf(&sb, "@id(\"p%d\")\npermit(principal in Role::\"r%d\", action == Action::\"POST\", resource == Service::\"svc%d\")\nwhen { context.request.path like \"/api/%d/*\" };\n",
+				i, offset+i, offset+i, i)
+		}
+		p := filepath.Join(dir, "policies", set, "p.cedar")
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(sb.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The route's set: the permits the benchmark requests hit, plus filler.
+	writeSet("orders", max(routePolicies-3, 0), 0)
+	extra := `
+@id("users-read") permit(principal is User, action == Action::"GET", resource == Service::"orders");
+@id("anon-catalog") permit(principal, action == Action::"GET", resource == Service::"orders") when { context.request.path like "/catalog*" };
+@id("suspended") forbid(principal in Role::"suspended", action, resource);
+`
+	if err := os.WriteFile(filepath.Join(dir, "policies", "orders", "base.cedar"), []byte(extra), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for s := 0; s*100 < otherPolicies; s++ {
+		writeSet(fmt.Sprintf("other%03d", s), min(100, otherPolicies-s*100), 10000+s*100)
+	}
+	iss, _ := demoidp.Generate("k1")
+	jwks, _ := iss.JWKS()
+	_ = os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o644)
+	cfg := &Config{Policies: filepath.Join(dir, "policies"), JWT: JWTConfig{Providers: []jwt.ProviderConfig{{
+		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
+	cfg.applyDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := policy.NewStore(cfg.Policies, "", policy.WithLogger(log))
+	if err := store.Reload(); err != nil {
+		b.Fatal(err)
+	}
+	v, err := jwt.New(cfg.JWT.Providers, jwt.Options{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	dl := decisionlog.New(io.Discard, 1<<16, m.DecisionDropped.Inc)
+	b.Cleanup(func() { _ = dl.Close(context.Background()) })
+	a := NewAuthorizer(cfg, store, v, m, dl, log)
+	return &checkService{a: a, tr: &tracing{}}, iss
+}
+
+// BenchmarkCheck measures the server-side decision path of one Check call
+// (attributes → identity → Cedar → response, metrics and decision log
+// included; gRPC transport excluded).
+func BenchmarkCheck(b *testing.B) {
+	for _, other := range []int{0, 1000, 10000} {
+		svc, iss := benchEnv(b, 10, other)
+		tok, _ := iss.Mint(demoidp.Claims(testIssuer, "alice", []string{testAudience}, []string{"staff"}, time.Hour))
+		forged := tok[:len(tok)-6] + "AAAAAA"
+		reqs := map[string]creq{
+			"anonymous-allow":  {method: "GET", path: "/catalog/1", ext: ordersExt},
+			"anonymous-deny":   {method: "DELETE", path: "/orders/1", ext: ordersExt},
+			"jwt-cached-allow": {method: "GET", path: "/orders/1", token: tok, ext: ordersExt},
+			"jwt-forged-deny":  {method: "GET", path: "/orders/1", token: forged, ext: ordersExt},
+			"workload-deny":    {method: "GET", path: "/orders/1", peer: "spiffe://meshguard.local/ns/demo/sa/frontend", ext: ordersExt},
+		}
+		for _, name := range []string{"anonymous-allow", "anonymous-deny", "jwt-cached-allow", "jwt-forged-deny", "workload-deny"} {
+			req := reqs[name].proto()
+			b.Run(fmt.Sprintf("%s/other=%d", name, other), func(b *testing.B) {
+				ctx := context.Background()
+				_, _ = svc.Check(ctx, req) // warm the token cache
+				b.ReportAllocs()
+				for b.Loop() {
+					_, _ = svc.Check(ctx, req)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCheckRouteSetSize shows the cost of the route's own set, which
+// grows linearly (cedar-go evaluates every policy of the set).
+func BenchmarkCheckRouteSetSize(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		svc, iss := benchEnv(b, n, 0)
+		tok, _ := iss.Mint(demoidp.Claims(testIssuer, "alice", []string{testAudience}, []string{"staff"}, time.Hour))
+		req := creq{method: "GET", path: "/orders/1", token: tok, ext: ordersExt}.proto()
+		b.Run(fmt.Sprintf("route-set=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			_, _ = svc.Check(ctx, req)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = svc.Check(ctx, req)
+			}
+		})
+	}
+}
+
+// BenchmarkDecide measures the decision alone: attributes in, decision out
+// (identity, Cedar request, evaluation). No response shaping, metrics or log.
+func BenchmarkDecide(b *testing.B) {
+	for _, other := range []int{10, 1000, 10000} {
+		svc, iss := benchEnv(b, 10, other)
+		tok, _ := iss.Mint(demoidp.Claims(testIssuer, "alice", []string{testAudience}, []string{"staff"}, time.Hour))
+		for _, tc := range []struct {
+			name string
+			req  creq
+		}{
+			{"anonymous-allow", creq{method: "GET", path: "/catalog/1", ext: ordersExt}},
+			{"jwt-cached-allow", creq{method: "GET", path: "/orders/1", token: tok, ext: ordersExt}},
+		} {
+			attrs, err := FromCheckRequest(tc.req.proto())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/other=%d", tc.name, other), func(b *testing.B) {
+				ctx := context.Background()
+				if d := svc.a.Decide(ctx, attrs); !d.Allow {
+					b.Fatalf("benchmark request denied: %s", d.Reason)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = svc.a.Decide(ctx, attrs)
+				}
+			})
+		}
+	}
+}
