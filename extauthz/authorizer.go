@@ -194,7 +194,8 @@ func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Deci
 		defer cancel()
 	}
 	id, err := a.verifier.Verify(ctx, tok)
-	if err != nil && ctx.Err() != nil {
+	if r := jwt.ReasonOf(err); (r == jwt.ReasonUnknownKey || r == jwt.ReasonKeysUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The refusal may only mean the keys did not arrive in time.
 		return c, &Outcome{Status: 403, Reason: ReasonTimeout}
 	}
 	if err != nil {

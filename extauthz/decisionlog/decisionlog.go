@@ -9,7 +9,6 @@ package decisionlog
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -120,9 +119,10 @@ func (l *Logger) Dropped() uint64 {
 
 func (l *Logger) run() {
 	defer close(l.done)
-	enc := json.NewEncoder(l.w)
+	buf := make([]byte, 0, 1024)
 	for e := range l.ch {
-		_ = enc.Encode(e)
+		buf = append(e.AppendJSON(buf[:0]), '\n')
+		_, _ = l.w.Write(buf)
 		// Flush when the queue is drained so lines appear promptly without a
 		// syscall per entry under load.
 		if len(l.ch) == 0 {

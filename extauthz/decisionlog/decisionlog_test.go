@@ -10,13 +10,17 @@ import (
 )
 
 // blockingWriter blocks every write until released, so the buffer fills.
+// entered is closed when the first write starts.
 type blockingWriter struct {
 	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
 	mu      sync.Mutex
 	buf     bytes.Buffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
 	<-w.release
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -24,23 +28,28 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 }
 
 func TestFullBufferDropsAndCounts(t *testing.T) {
-	w := &blockingWriter{release: make(chan struct{})}
+	w := &blockingWriter{release: make(chan struct{}), entered: make(chan struct{})}
 	var drops int
 	var mu sync.Mutex
 	l := New(w, 4, func() { mu.Lock(); drops++; mu.Unlock() })
-	// The writer goroutine may hold one entry; 4 more fill the buffer.
-	accepted := 0
+	// The first entry reaches the writer, which then blocks writing it out.
+	if !l.Log(&Entry{DecisionID: "first"}) {
+		t.Fatal("first entry dropped")
+	}
+	<-w.entered
+	// Now exactly the buffer's 4 slots are free.
+	accepted := 1
 	for i := range 100 {
 		if l.Log(&Entry{DecisionID: string(rune('a' + i%26))}) {
 			accepted++
 		}
 	}
-	if accepted > 5 || accepted < 4 {
-		t.Fatalf("accepted %d entries into a buffer of 4", accepted)
+	if accepted != 5 {
+		t.Fatalf("accepted %d entries (1 in flight + buffer of 4), want 5", accepted)
 	}
 	mu.Lock()
-	if drops != 100-accepted || l.Dropped() != uint64(drops) {
-		t.Fatalf("drops = %d (counter %d), want %d", drops, l.Dropped(), 100-accepted)
+	if drops != 96 || l.Dropped() != 96 {
+		t.Fatalf("drops = %d (counter %d), want 96", drops, l.Dropped())
 	}
 	mu.Unlock()
 	close(w.release)

@@ -59,6 +59,7 @@ type Verifier struct {
 	leeway    time.Duration
 	maxBytes  int
 	cache     *tokenCache
+	refused   *refusalCache
 	now       func() time.Time
 }
 
@@ -93,6 +94,7 @@ func New(cfgs []ProviderConfig, opts Options) (*Verifier, error) {
 		leeway:   opts.Leeway,
 		maxBytes: opts.MaxTokenBytes,
 		cache:    newTokenCache(opts.CacheSize),
+		refused:  newRefusalCache(min(opts.CacheSize, DefaultNegativeCacheSize)),
 		now:      opts.Now,
 	}
 	names := map[string]bool{}
@@ -205,44 +207,59 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	if id, ok := v.cache.get(cacheKey, now, v.keyGen); ok {
 		return id, nil
 	}
+	if e, ok := v.refused.get(cacheKey, v.keyGen); ok {
+		return nil, e
+	}
+	// The key generation is read before verifying: an entry must never
+	// outlive the keys it was checked against.
+	id, gen, err := v.verify(ctx, token, now)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			v.refused.add(cacheKey, e, gen)
+		}
+		return nil, err
+	}
+	if now.Before(id.Expiry) {
+		v.cache.add(cacheKey, id, gen)
+	}
+	return id, nil
+}
 
+// verify returns the identity and the generation of the provider's keys it
+// was checked against (0 when no provider was selected).
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (id *Identity, gen uint64, err error) {
 	hdr, err := checkHeader(token)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	jws, err := jose.ParseSignedCompact(token, SupportedAlgorithms)
 	if err != nil {
-		return nil, fail(ReasonMalformed, "", "%v", err)
+		return nil, 0, fail(ReasonMalformed, "", "%v", err)
 	}
 	if len(jws.Signatures) != 1 || jws.Signatures[0].Protected.Algorithm != string(hdr.alg) {
 		// Duplicate header keys could make two JSON parsers disagree.
-		return nil, fail(ReasonMalformed, "", "ambiguous protected header")
+		return nil, 0, fail(ReasonMalformed, "", "ambiguous protected header")
 	}
 	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	iss, _ := claims["iss"].(string)
 	p, ok := v.byIssuer[iss]
 	if !ok {
-		return nil, fail(ReasonUnknownIssuer, "", "no provider for issuer %q", truncate(iss, 128))
+		return nil, 0, fail(ReasonUnknownIssuer, "", "no provider for issuer %q", truncate(iss, 128))
 	}
 
-	key, keyGen, err := v.selectKey(ctx, p, jws, hdr)
+	key, gen, err := v.selectKey(ctx, p, jws, hdr)
 	if err != nil {
-		return nil, err
+		return nil, gen, err
 	}
 	if _, err := jws.Verify(key); err != nil {
-		return nil, fail(ReasonBadSignature, p.cfg.Name, "signature does not verify")
+		return nil, gen, fail(ReasonBadSignature, p.cfg.Name, "signature does not verify")
 	}
-	id, err := v.validateClaims(p, jws.UnsafePayloadWithoutVerification(), claims, now)
-	if err != nil {
-		return nil, err
-	}
-	if now.Before(id.Expiry) {
-		v.cache.add(cacheKey, id, keyGen)
-	}
-	return id, nil
+	id, err = v.validateClaims(p, jws.UnsafePayloadWithoutVerification(), claims, now)
+	return id, gen, err
 }
 
 // header is the part of the JOSE header meshguard inspects before go-jose does.
@@ -317,11 +334,11 @@ func (v *Verifier) selectKey(ctx context.Context, p *provider, jws *jose.JSONWeb
 	}
 	switch {
 	case ks == nil:
-		return nil, 0, fail(ReasonKeysUnavailable, p.cfg.Name, "%v", errNoKeys)
+		return nil, gen, fail(ReasonKeysUnavailable, p.cfg.Name, "%v", errNoKeys)
 	case !known:
-		return nil, 0, fail(ReasonUnknownKey, p.cfg.Name, "no key with kid %q", truncate(h.kid, 64))
+		return nil, gen, fail(ReasonUnknownKey, p.cfg.Name, "no key with kid %q", truncate(h.kid, 64))
 	case len(cands) == 0:
-		return nil, 0, fail(ReasonAlgorithm, p.cfg.Name, "algorithm %s does not fit key %q", h.alg, truncate(h.kid, 64))
+		return nil, gen, fail(ReasonAlgorithm, p.cfg.Name, "algorithm %s does not fit key %q", h.alg, truncate(h.kid, 64))
 	}
 	if len(cands) == 1 {
 		return cands[0].Pub, gen, nil
@@ -332,7 +349,7 @@ func (v *Verifier) selectKey(ctx context.Context, p *provider, jws *jose.JSONWeb
 			return c.Pub, gen, nil
 		}
 	}
-	return nil, 0, fail(ReasonBadSignature, p.cfg.Name, "signature does not verify with any key")
+	return nil, gen, fail(ReasonBadSignature, p.cfg.Name, "signature does not verify with any key")
 }
 
 func (s *KeySet) candidatesOrNil(kid string, alg jose.SignatureAlgorithm) ([]Key, bool) {

@@ -3,6 +3,7 @@ package jwt
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +250,41 @@ func TestNewRejectsBadProviders(t *testing.T) {
 	}
 	if _, err := New([]ProviderConfig{base, base}, Options{}); err == nil {
 		t.Fatal("duplicate provider accepted")
+	}
+}
+
+func TestRefusalCacheFollowsKeyChanges(t *testing.T) {
+	k := getKeys(t)
+	dir := t.TempDir()
+	path := writeJWKS(t, dir, jwksJSON(t, k))
+	now := &clock{t: time.Unix(1_800_000_000, 0)}
+	v, err := New([]ProviderConfig{{Name: "f", Issuer: testIssuer, Audiences: []string{"orders"}, JWKSFile: path}}, Options{Now: now.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v.Start(ctx)
+	// Signed by a key the JWKS does not (yet) publish under kid "rsa".
+	tok := sign(t, jose.RS256, k.other, "rsa", claimsAt(now.Now(), nil), nil)
+	for range 2 {
+		if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonBadSignature {
+			t.Fatalf("err = %v, want bad_signature", err)
+		}
+	}
+	// The issuer rotates: kid "rsa" is now the other key. The remembered refusal must not survive.
+	rotated, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.other.PublicKey, KeyID: "rsa"}}})
+	writeJWKS(t, dir, rotated)
+	eventually(t, func() bool { _, err := v.Verify(ctx, tok); return err == nil })
+}
+
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

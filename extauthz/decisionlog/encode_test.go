@@ -1,0 +1,45 @@
+package decisionlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func sameAsEncodingJSON(t *testing.T, e *Entry) {
+	t.Helper()
+	got := e.AppendJSON(nil)
+	want, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("AppendJSON differs from encoding/json:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	yes, no := true, false
+	sameAsEncodingJSON(t, &Entry{Time: time.Unix(1_800_000_000, 123456789).UTC(), DecisionID: "d", Mode: "enforce", Reason: "allowed"})
+	sameAsEncodingJSON(t, &Entry{
+		Time: time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC), DecisionID: "abc", RequestID: "r<1>&",
+		Route: "orders/api", Service: "orders", PolicySet: "orders", Mode: "shadow", Allowed: true, Status: 200,
+		Reason: "shadow_mode", Detail: "line\nbreak\ttab\x00nul\x1f\f\b", Principal: `User::"alice"`, Action: `Action::"GET"`,
+		SourceSPIFFE: "spiffe://td/ns/a/sa/b", SourceAddress: "[::1]:80", Method: "GET", Path: "/ü/\u2028/\xff/\\",
+		JWTProvider: "corp", JWTError: "expired", Policies: []string{"a#1", "b#2"},
+		Errors:     []PolicyError{{Policy: "p", Message: `bad "x"`}},
+		WouldAllow: &no, WouldReason: "policy_denied",
+		Shadow:     &Shadow{PolicySet: "cand", Allowed: true, Policies: []string{"c#0"}, Error: "e"},
+		DurationUS: 42,
+	})
+	sameAsEncodingJSON(t, &Entry{WouldAllow: &yes, Shadow: &Shadow{}})
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("a", "/p", "\xff\xfe", int64(3))
+	f.Fuzz(func(t *testing.T, id, path, detail string, d int64) {
+		sameAsEncodingJSON(t, &Entry{Time: time.Unix(d%1e10, 0).UTC(), DecisionID: id, Path: path, Detail: detail,
+			Policies: []string{detail}, DurationUS: d})
+	})
+}
