@@ -1,0 +1,483 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/yamlfile"
+)
+
+// Defaults.
+const (
+	DefaultNamespace    = "default"
+	DefaultInboundPort  = 15006
+	DefaultAdminPort    = 15000
+	DefaultAuthzTimeout = 250 * time.Millisecond
+	DefaultXDSAddress   = "127.0.0.1:18000"
+	DefaultOutboundAddr = "127.0.0.1"
+	ProviderMeshguard   = "meshguard"
+	ProviderSPIRE       = "spire"
+)
+
+// FieldError is one problem in a mesh document, with the path of the field
+// and, when known, its line.
+type FieldError struct {
+	Path string
+	Line int
+	Msg  string
+}
+
+func (e FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+}
+
+// Parse decodes and validates a mesh document. sets reports whether a policy
+// set exists; nil skips that check.
+func Parse(data []byte, sets func(string) bool) (*Mesh, error) {
+	var m Mesh
+	if err := yamlfile.Decode(data, &m); err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	m.applyDefaults()
+	errs := m.validate(sets)
+	for i := range errs {
+		errs[i].Line = lineOf(&root, errs[i].Path)
+	}
+	if len(errs) > 0 {
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = e
+		}
+		return nil, errors.Join(out...)
+	}
+	return &m, nil
+}
+
+func (m *Mesh) applyDefaults() {
+	s := &m.Spec
+	if s.Authz.Timeout.Duration == 0 {
+		s.Authz.Timeout.Duration = DefaultAuthzTimeout
+	}
+	if s.Identity.Provider == "" {
+		s.Identity.Provider = ProviderMeshguard
+	}
+	if s.XDS.Address == "" {
+		s.XDS.Address = DefaultXDSAddress
+	}
+	for i := range s.Services {
+		svc := &s.Services[i]
+		if svc.Namespace == "" {
+			svc.Namespace = DefaultNamespace
+		}
+		if svc.ServiceAccount == "" {
+			svc.ServiceAccount = svc.Name
+		}
+		if svc.Protocol == "" {
+			svc.Protocol = "http"
+		}
+		if svc.Policy == "" {
+			svc.Policy = svc.Name
+		}
+		for j := range svc.Routes {
+			r := &svc.Routes[j]
+			if r.ID == "" {
+				r.ID = fmt.Sprintf("%s/%d", svc.Name, j)
+			}
+			if r.Policy == "" {
+				r.Policy = svc.Policy
+			}
+			if r.Mode == "" {
+				r.Mode = "enforce"
+			}
+			for k, meth := range r.Match.Methods {
+				r.Match.Methods[k] = strings.ToUpper(meth)
+			}
+		}
+		for j := range svc.Workloads {
+			w := &svc.Workloads[j]
+			if w.InboundPort == 0 {
+				w.InboundPort = DefaultInboundPort
+			}
+			if w.AppPort == 0 {
+				w.AppPort = svc.Port
+			}
+			if w.AdminPort == 0 {
+				w.AdminPort = DefaultAdminPort
+			}
+			if w.OutboundAddress == "" {
+				w.OutboundAddress = DefaultOutboundAddr
+			}
+		}
+	}
+}
+
+var (
+	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	token     = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// FilterKinds are the wasm filters meshguard ships, in chain order.
+var FilterKinds = []string{"validate", "headers", "ratelimit"}
+
+type validator struct{ errs []FieldError }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (m *Mesh) validate(sets func(string) bool) []FieldError {
+	v := &validator{}
+	s := &m.Spec
+	if m.APIVersion != APIVersion {
+		v.add("apiVersion", "must be %q", APIVersion)
+	}
+	if m.Kind != Kind {
+		v.add("kind", "must be %q", Kind)
+	}
+	if !dnsLabel.MatchString(m.Metadata.Name) {
+		v.add("metadata.name", "%q is not a DNS label", m.Metadata.Name)
+	}
+	if _, err := spiffeid.TrustDomainFromString(s.TrustDomain); err != nil || s.TrustDomain == "" {
+		v.add("spec.trustDomain", "%q is not a SPIFFE trust domain name", s.TrustDomain)
+	}
+	checkHostPort(v, "spec.authz.address", s.Authz.Address, true)
+	if t := s.Authz.Timeout.Duration; t <= 0 || t > 10*time.Second {
+		v.add("spec.authz.timeout", "must be between 1ms and 10s")
+	}
+	for i, h := range s.Authz.AllowedHeaders {
+		if !token.MatchString(h) {
+			v.add(fmt.Sprintf("spec.authz.allowedHeaders[%d]", i), "%q is not a header name", h)
+		}
+	}
+	switch s.Identity.Provider {
+	case ProviderMeshguard:
+	case ProviderSPIRE:
+		if !strings.HasPrefix(s.Identity.SpireAgentSocket, "/") {
+			v.add("spec.identity.spireAgentSocket", "an absolute Unix socket path is required with provider spire")
+		}
+	default:
+		v.add("spec.identity.provider", "%q: want meshguard or spire", s.Identity.Provider)
+	}
+	checkHostPort(v, "spec.xds.address", s.XDS.Address, true)
+
+	filters := map[string]bool{}
+	for i, f := range s.Filters {
+		p := fmt.Sprintf("spec.filters[%d]", i)
+		if !dnsLabel.MatchString(f.Name) {
+			v.add(p+".name", "%q is not a DNS label", f.Name)
+		} else if filters[f.Name] {
+			v.add(p+".name", "duplicate filter %q", f.Name)
+		}
+		filters[f.Name] = true
+		if !slices.Contains(FilterKinds, f.Kind) {
+			v.add(p+".kind", "%q: want one of %v", f.Kind, FilterKinds)
+		}
+		switch {
+		case (f.File == "") == (f.URL == ""):
+			v.add(p, "set exactly one of file and url")
+		case f.URL != "" && !strings.HasPrefix(f.URL, "https://"):
+			v.add(p+".url", "must be https")
+		case f.URL != "" && !sha256Hex.MatchString(f.SHA256):
+			v.add(p+".sha256", "a remote filter needs its lower-case hex SHA-256")
+		}
+	}
+
+	services := map[string]int{}
+	for i, svc := range s.Services {
+		if _, dup := services[svc.Name]; dup {
+			v.add(fmt.Sprintf("spec.services[%d].name", i), "duplicate service %q", svc.Name)
+		}
+		services[svc.Name] = i
+	}
+	ports := map[uint32]string{}
+	routeIDs := map[string]string{}
+	workloads := map[string]string{}
+	listen := map[string]string{} // ip:port → workload/what, for collisions on one host
+	for i := range s.Services {
+		svc := &s.Services[i]
+		p := fmt.Sprintf("spec.services[%d]", i)
+		if !dnsLabel.MatchString(svc.Name) {
+			v.add(p+".name", "%q is not a DNS label", svc.Name)
+		}
+		if !dnsLabel.MatchString(svc.Namespace) {
+			v.add(p+".namespace", "%q is not a DNS label", svc.Namespace)
+		}
+		if !dnsLabel.MatchString(svc.ServiceAccount) {
+			v.add(p+".serviceAccount", "%q is not a DNS label", svc.ServiceAccount)
+		}
+		if svc.Protocol != "http" && svc.Protocol != "grpc" {
+			v.add(p+".protocol", "%q: want http or grpc", svc.Protocol)
+		}
+		if svc.Port == 0 || svc.Port > 65535 {
+			v.add(p+".port", "required, 1-65535")
+		} else if other, dup := ports[svc.Port]; dup {
+			v.add(p+".port", "%d is already the port of service %q (callers' sidecars listen on it)", svc.Port, other)
+		}
+		ports[svc.Port] = svc.Name
+		if !policy.ValidSetName(svc.Policy) {
+			v.add(p+".policy", "%q is not a valid policy set name", svc.Policy)
+		}
+		for j, r := range svc.Routes {
+			validateRoute(v, fmt.Sprintf("%s.routes[%d]", p, j), r, sets)
+			if other, dup := routeIDs[r.ID]; dup {
+				v.add(fmt.Sprintf("%s.routes[%d].id", p, j), "route id %q is already used by %s", r.ID, other)
+			}
+			routeIDs[r.ID] = svc.Name
+		}
+		for j, c := range svc.Calls {
+			if _, ok := services[c]; !ok {
+				v.add(fmt.Sprintf("%s.calls[%d]", p, j), "no service %q", c)
+			}
+		}
+		for j, f := range svc.Filters {
+			if !filters[f] {
+				v.add(fmt.Sprintf("%s.filters[%d]", p, j), "no filter %q in spec.filters", f)
+			}
+		}
+		for j, w := range svc.Workloads {
+			wp := fmt.Sprintf("%s.workloads[%d]", p, j)
+			if !dnsLabel.MatchString(w.Name) {
+				v.add(wp+".name", "%q is not a DNS label", w.Name)
+			} else if other, dup := workloads[w.Name]; dup {
+				v.add(wp+".name", "workload %q already exists in service %q (workload names are node ids)", w.Name, other)
+			}
+			workloads[w.Name] = svc.Name
+			ip, err := netip.ParseAddr(w.Address)
+			if err != nil {
+				v.add(wp+".address", "%q is not an IP address", w.Address)
+				continue
+			}
+			if _, err := netip.ParseAddr(w.OutboundAddress); err != nil {
+				v.add(wp+".outboundAddress", "%q is not an IP address", w.OutboundAddress)
+			}
+			for _, port := range []struct {
+				name string
+				n    uint32
+			}{{"inboundPort", w.InboundPort}, {"appPort", w.AppPort}, {"adminPort", w.AdminPort}} {
+				if port.n == 0 || port.n > 65535 {
+					v.add(wp+"."+port.name, "must be 1-65535")
+				}
+			}
+			if w.Proxyless {
+				continue
+			}
+			// Workloads with the same address share a host: their sidecars'
+			// inbound and admin ports and outbound addresses must differ.
+			for _, key := range []string{
+				fmt.Sprintf("%s inbound port %d", ip, w.InboundPort),
+				fmt.Sprintf("%s admin port %d", ip, w.AdminPort),
+				fmt.Sprintf("%s outbound address %s", ip, w.OutboundAddress),
+			} {
+				if other, dup := listen[key]; dup {
+					v.add(wp, "%s is already used by workload %q on the same address", key[len(ip.String())+1:], other)
+				}
+				listen[key] = w.Name
+			}
+		}
+	}
+	return v.errs
+}
+
+func validateRoute(v *validator, p string, r Route, sets func(string) bool) {
+	m := r.Match
+	n := 0
+	for _, s := range []string{m.Prefix, m.Path, m.Regex} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		v.add(p+".match", "set exactly one of prefix, path and regex")
+	}
+	if (m.Prefix != "" && !strings.HasPrefix(m.Prefix, "/")) || (m.Path != "" && !strings.HasPrefix(m.Path, "/")) {
+		v.add(p+".match", "paths start with '/'")
+	}
+	if m.Regex != "" {
+		if _, err := regexp.Compile(m.Regex); err != nil {
+			v.add(p+".match.regex", "%v", err)
+		}
+	}
+	for i, meth := range m.Methods {
+		if !token.MatchString(meth) {
+			v.add(fmt.Sprintf("%s.match.methods[%d]", p, i), "%q is not an HTTP method", meth)
+		}
+	}
+	for i, h := range m.Headers {
+		hp := fmt.Sprintf("%s.match.headers[%d]", p, i)
+		if !token.MatchString(h.Name) {
+			v.add(hp+".name", "%q is not a header name", h.Name)
+		}
+		k := 0
+		for _, set := range []bool{h.Exact != "", h.Prefix != "", h.Regex != "", h.Present} {
+			if set {
+				k++
+			}
+		}
+		if k != 1 {
+			v.add(hp, "set exactly one of exact, prefix, regex and present")
+		}
+		if h.Regex != "" {
+			if _, err := regexp.Compile(h.Regex); err != nil {
+				v.add(hp+".regex", "%v", err)
+			}
+		}
+	}
+	if len(r.ID) > 128 || strings.ContainsAny(r.ID, " \t\r\n") || r.ID == "" {
+		v.add(p+".id", "%q: 1-128 characters without spaces", r.ID)
+	}
+	if r.Mode != "enforce" && r.Mode != "shadow" {
+		v.add(p+".mode", "%q: want enforce or shadow", r.Mode)
+	}
+	for _, f := range []struct{ key, set string }{{"policy", r.Policy}, {"shadow", r.Shadow}} {
+		if f.set == "" {
+			continue
+		}
+		if !policy.ValidSetName(f.set) {
+			v.add(p+"."+f.key, "%q is not a valid policy set name", f.set)
+		} else if sets != nil && !r.Public && !sets(f.set) {
+			v.add(p+"."+f.key, "policy set %q does not exist", f.set)
+		}
+	}
+	if r.Action != "" && len(r.Action) > 128 {
+		v.add(p+".action", "too long")
+	}
+}
+
+func checkHostPort(v *validator, path, addr string, required bool) {
+	if addr == "" {
+		if required {
+			v.add(path, "required (host:port)")
+		}
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		v.add(path, "%q is not host:port", addr)
+	}
+}
+
+// lineOf finds the line of a dotted/indexed path ("spec.services[1].port")
+// in a YAML document; 0 when not found. For a missing key it returns the
+// line of the nearest existing parent.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, seg := range splitPath(path) {
+		next := child(n, seg)
+		if next == nil {
+			return line
+		}
+		n, line = next, next.Line
+	}
+	return line
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, part := range strings.Split(p, ".") {
+		for part != "" {
+			i := strings.IndexByte(part, '[')
+			if i < 0 {
+				out = append(out, part)
+				break
+			}
+			if i > 0 {
+				out = append(out, part[:i])
+			}
+			j := strings.IndexByte(part, ']')
+			if j < i {
+				break
+			}
+			out = append(out, part[i:j+1])
+			part = part[j+1:]
+		}
+	}
+	return out
+}
+
+func child(n *yaml.Node, seg string) *yaml.Node {
+	if strings.HasPrefix(seg, "[") {
+		var idx int
+		if _, err := fmt.Sscanf(seg, "[%d]", &idx); err != nil || n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+			return nil
+		}
+		return n.Content[idx]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == seg {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// SPIFFEID is the service's identity.
+func (m *Mesh) SPIFFEID(svc *Service) string {
+	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", m.Spec.TrustDomain, svc.Namespace, svc.ServiceAccount)
+}
+
+// Service returns the named service.
+func (m *Mesh) Service(name string) (*Service, bool) {
+	for i := range m.Spec.Services {
+		if m.Spec.Services[i].Name == name {
+			return &m.Spec.Services[i], true
+		}
+	}
+	return nil, false
+}
+
+// Workload finds a workload and its service by workload name.
+func (m *Mesh) Workload(name string) (*Service, *Workload, bool) {
+	for i := range m.Spec.Services {
+		svc := &m.Spec.Services[i]
+		for j := range svc.Workloads {
+			if svc.Workloads[j].Name == name {
+				return svc, &svc.Workloads[j], true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// Callers lists the services allowed to call svc (those naming it in calls).
+func (m *Mesh) Callers(svc string) []*Service {
+	var out []*Service
+	for i := range m.Spec.Services {
+		if slices.Contains(m.Spec.Services[i].Calls, svc) {
+			out = append(out, &m.Spec.Services[i])
+		}
+	}
+	return out
+}
+
+// Filter returns a mesh-level wasm filter by name.
+func (m *Mesh) Filter(name string) (*WasmFilter, bool) {
+	for i := range m.Spec.Filters {
+		if m.Spec.Filters[i].Name == name {
+			return &m.Spec.Filters[i], true
+		}
+	}
+	return nil, false
+}
