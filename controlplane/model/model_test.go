@@ -71,7 +71,7 @@ func TestValidationErrorsNameFieldAndLine(t *testing.T) {
 	wantMsg := map[string]string{
 		"unknown key":          "line 10: field prot not found",
 		"bad trust domain":     "line 5: spec.trustDomain",
-		"unknown dependency":   `line 9: spec.services[0].calls[0]: no service "db"`,
+		"unknown dependency":   `line 10: spec.services[0].calls[0]: no service "db"`,
 		"duplicate workload":   `line 16: spec.services[1].workloads[0].name: workload "web-0" already exists`,
 		"two path matchers":    "line 15: spec.services[1].routes[0].match: set exactly one of prefix, path and regex",
 		"bad regex":            "spec.services[1].routes[0].match.regex",

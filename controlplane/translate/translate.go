@@ -426,7 +426,7 @@ func (t *translator) endpoints(d *model.Service) *endpointv3.ClusterLoadAssignme
 			port = w.AppPort
 		}
 		lbs = append(lbs, &endpointv3.LbEndpoint{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr(w.Address, port)}},
+			HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr(w.Address, port)}},
 			LoadBalancingWeight: wrapperspb.UInt32(1),
 		})
 	}
