@@ -208,16 +208,18 @@ func (s *Server) watchPolicies(ctx context.Context) {
 	if s.cfg.Entities != "" {
 		dirs = append(dirs, filepath.Dir(s.cfg.Entities))
 	}
+	fw, err := filewatch.New(dirs, true)
+	if err != nil {
+		s.log.Error("policies not watched; changes need a restart", "err", err)
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := filewatch.Watch(ctx, dirs, true, func() {
+		fw.Run(ctx, func() {
 			_ = s.store.Reload() // errors are logged and counted by the store
 			s.updateHealth()
 		})
-		if err != nil {
-			s.log.Error("policies not watched; changes need a restart", "err", err)
-		}
 	}()
 }
 

@@ -23,8 +23,10 @@ func (b *builder) pack(m proto.Message) *anypb.Any {
 		b.err = fmt.Errorf("invalid %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 		return nil
 	}
-	a, err := anypb.New(m)
-	if err != nil {
+	// Deterministic, so equal config always packs to equal bytes and the
+	// content versions of the xDS cache stay stable across translations.
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		b.err = err
 	}
 	return a

@@ -50,11 +50,21 @@ type fileSource struct {
 	path     string
 	provider string
 	log      *slog.Logger
+	watcher  *filewatch.Watcher
 }
 
 func newFileSource(provider, path string, log *slog.Logger) (*fileSource, error) {
 	s := &fileSource{path: path, provider: provider, log: log}
+	// Watch before the first read, so no change between the two is missed.
+	w, err := filewatch.New([]string{filepath.Dir(path)}, false)
+	if err != nil {
+		log.Error("JWKS file not watched; changes need a restart", "provider", provider, "err", err)
+	}
+	s.watcher = w
 	if err := s.load(); err != nil {
+		if w != nil {
+			w.Close()
+		}
 		return nil, err
 	}
 	return s, nil
@@ -92,16 +102,16 @@ func readLimited(path string) ([]byte, error) {
 func (s *fileSource) Refetch(context.Context) {}
 
 func (s *fileSource) Run(ctx context.Context) {
-	err := filewatch.Watch(ctx, []string{filepath.Dir(s.path)}, false, func() {
+	if s.watcher == nil {
+		return
+	}
+	s.watcher.Run(ctx, func() {
 		if err := s.load(); err != nil {
 			s.log.Error("JWKS file not reloaded; keeping last good keys", "provider", s.provider, "err", err)
 			return
 		}
 		s.log.Info("JWKS file reloaded", "provider", s.provider, "keys", s.cur.Load().Len())
 	})
-	if err != nil {
-		s.log.Error("JWKS file not watched; changes need a restart", "provider", s.provider, "err", err)
-	}
 }
 
 // remoteSource fetches a JWKS over HTTPS, refreshes it periodically, and

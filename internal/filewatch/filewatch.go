@@ -20,20 +20,44 @@ import (
 // Debounce is how long the watcher waits after the last event before calling back.
 const Debounce = 100 * time.Millisecond
 
-// Watch watches each directory in dirs (and, when recursive, each
-// subdirectory that exists or appears later) and calls onChange after a burst
-// of events settles. It blocks until ctx is done.
-func Watch(ctx context.Context, dirs []string, recursive bool, onChange func()) error {
+// Watcher watches directories; Run delivers debounced change callbacks.
+type Watcher struct {
+	w         *fsnotify.Watcher
+	recursive bool
+}
+
+// New starts watching each directory in dirs (and, when recursive, each
+// subdirectory that exists or appears later). Changes made after New returns
+// are seen by Run, so callers can load files right after New without a gap.
+func New(dirs []string, recursive bool) (*Watcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("create file watcher: %w", err)
+		return nil, fmt.Errorf("create file watcher: %w", err)
 	}
-	defer w.Close()
 	for _, d := range dirs {
 		if err := add(w, d, recursive); err != nil {
-			return err
+			w.Close()
+			return nil, err
 		}
 	}
+	return &Watcher{w: w, recursive: recursive}, nil
+}
+
+// Watch is New followed by Run.
+func Watch(ctx context.Context, dirs []string, recursive bool, onChange func()) error {
+	w, err := New(dirs, recursive)
+	if err != nil {
+		return err
+	}
+	w.Run(ctx, onChange)
+	return nil
+}
+
+// Run calls onChange after each burst of events settles, until ctx is done;
+// then it releases the watcher.
+func (fw *Watcher) Run(ctx context.Context, onChange func()) {
+	w := fw.w
+	defer w.Close()
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
@@ -42,12 +66,12 @@ func Watch(ctx context.Context, dirs []string, recursive bool, onChange func()) 
 			if timer != nil {
 				timer.Stop()
 			}
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
-			if recursive && ev.Has(fsnotify.Create) {
+			if fw.recursive && ev.Has(fsnotify.Create) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
 					_ = add(w, ev.Name, true)
 				}
@@ -60,7 +84,7 @@ func Watch(ctx context.Context, dirs []string, recursive bool, onChange func()) 
 			fire = timer.C
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			slog.Warn("file watcher error", "err", err)
 		case <-fire:
@@ -90,3 +114,6 @@ func add(w *fsnotify.Watcher, dir string, recursive bool) error {
 	}
 	return nil
 }
+
+// Close releases a watcher that will not Run.
+func (fw *Watcher) Close() error { return fw.w.Close() }

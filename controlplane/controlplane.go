@@ -1,0 +1,245 @@
+// Package controlplane runs meshguard's xDS control plane: it loads the mesh
+// model, translates it for every workload, and serves the result over ADS
+// with proxy status.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/controlplane/translate"
+	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/identity/devca"
+)
+
+// Builder turns a mesh into per-node snapshots and pushes them into the
+// cache. It keeps the last good mesh: a model that fails to translate for
+// any workload changes nothing.
+type Builder struct {
+	cache *xds.Cache
+	log   *slog.Logger
+	caDir string
+	ttl   time.Duration
+
+	mu    sync.Mutex
+	mesh  *model.Mesh
+	ca    *devca.CA
+	svids map[string]*devca.SVID // workload → current SVID
+	nodes map[string]bool        // nodes with a snapshot
+}
+
+// NewBuilder creates a builder feeding cache. caDir holds the dev CA (created on first use).
+func NewBuilder(cache *xds.Cache, caDir string, svidTTL time.Duration, log *slog.Logger) *Builder {
+	if svidTTL == 0 {
+		svidTTL = devca.DefaultSVIDTTL
+	}
+	return &Builder{cache: cache, log: log, caDir: caDir, ttl: svidTTL, svids: map[string]*devca.SVID{}, nodes: map[string]bool{}}
+}
+
+// Mesh is the last good mesh, or nil.
+func (b *Builder) Mesh() *model.Mesh {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mesh
+}
+
+// LoadFile reads, validates and applies a mesh file. Policy sets named by
+// routes must exist in spec.policies (relative to the file) when it is set.
+func (b *Builder) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	m, err := ParseMesh(path, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return b.Apply(m)
+}
+
+// ParseMesh validates a mesh document read from path, checking route policy
+// sets against the policy directory it names.
+func ParseMesh(path string, data []byte) (*model.Mesh, error) {
+	var sets func(string) bool
+	m, err := model.Parse(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.Spec.Policies != "" {
+		dir := m.Spec.Policies
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(filepath.Dir(path), dir)
+		}
+		store := policy.NewStore(dir, "", policy.WithLogger(slog.New(slog.DiscardHandler)))
+		_ = store.Reload() // errors in sets are the authorizer's to report; names are what matter here
+		sets = func(s string) bool { _, ok := store.Set(s); return ok || s == policy.DefaultSet }
+		if m, err = model.Parse(data, sets); err != nil {
+			return nil, err
+		}
+		m.Spec.Policies = dir
+	}
+	return m, nil
+}
+
+// Apply translates m for every sidecar workload and publishes the snapshots.
+// On any error nothing is published and the previous mesh stays in force.
+func (b *Builder) Apply(m *model.Mesh) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	td, err := spiffeid.TrustDomainFromString(m.Spec.TrustDomain)
+	if err != nil {
+		return err
+	}
+	ca := b.ca
+	if m.Spec.Identity.Provider == model.ProviderMeshguard && (ca == nil || ca.TrustDomain() != td) {
+		if ca, err = devca.LoadOrCreate(b.caDir, td); err != nil {
+			return fmt.Errorf("dev CA: %w", err)
+		}
+	}
+	snaps, svids, err := b.build(m, ca)
+	if err != nil {
+		return err
+	}
+	b.mesh, b.ca, b.svids = m, ca, svids
+	for node, snap := range snaps {
+		b.cache.SetSnapshot(node, snap)
+	}
+	for node := range b.nodes {
+		if _, ok := snaps[node]; !ok {
+			b.cache.ClearSnapshot(node)
+		}
+	}
+	b.nodes = map[string]bool{}
+	for node := range snaps {
+		b.nodes[node] = true
+	}
+	b.log.Info("mesh applied", "mesh", m.Metadata.Name, "workloads", len(snaps))
+	return nil
+}
+
+func (b *Builder) build(m *model.Mesh, ca *devca.CA) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
+	in := xds.NewInterner()
+	snaps := map[string]xds.Snapshot{}
+	svids := map[string]*devca.SVID{}
+	var errs []error
+	for i := range m.Spec.Services {
+		svc := &m.Spec.Services[i]
+		for _, w := range svc.Workloads {
+			if w.Proxyless {
+				continue // the proxyless flavour is served separately
+			}
+			res, err := translate.Workload(m, w.Name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			snap, err := b.snapshot(in, res)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("workload %s: %w", w.Name, err))
+				continue
+			}
+			if len(res.Secrets) > 0 {
+				svid, err := b.svidFor(ca, m.SPIFFEID(svc), w.Name)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				svids[w.Name] = svid
+				bundle, err := bundleSecret(m.Spec.TrustDomain, ca.BundlePEM())
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				ts, err := in.TypeSet(xds.SecretType, []xds.Named{{Name: translate.SecretSVID, Msg: svidSecret(svid)}, {Name: translate.SecretBundle, Msg: bundle}})
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				snap[xds.SecretType] = ts
+			}
+			snaps[w.Name] = snap
+		}
+	}
+	return snaps, svids, errors.Join(errs...)
+}
+
+// svidFor reuses the workload's SVID until half its lifetime has passed.
+func (b *Builder) svidFor(ca *devca.CA, id, workload string) (*devca.SVID, error) {
+	if s, ok := b.svids[workload]; ok && s.ID.String() == id && time.Until(s.NotAfter) > b.ttl/2 && s.Cert.CheckSignatureFrom(ca.Certificate()) == nil {
+		return s, nil
+	}
+	sid, err := spiffeid.FromString(id)
+	if err != nil {
+		return nil, err
+	}
+	return ca.Issue(sid, b.ttl)
+}
+
+// Rotate re-issues SVIDs past half-life and republishes; call it periodically.
+func (b *Builder) Rotate() error {
+	m := b.Mesh()
+	if m == nil {
+		return nil
+	}
+	return b.Apply(m)
+}
+
+func (b *Builder) snapshot(in *xds.Interner, r *translate.Resources) (xds.Snapshot, error) {
+	snap := xds.Snapshot{}
+	add := func(typ string, items []xds.Named) error {
+		ts, err := in.TypeSet(typ, items)
+		if err != nil {
+			return err
+		}
+		snap[typ] = ts
+		return nil
+	}
+	var l, rt, c, e []xds.Named
+	for _, x := range r.Listeners {
+		l = append(l, xds.Named{Name: x.GetName(), Msg: x})
+	}
+	for _, x := range r.Routes {
+		rt = append(rt, xds.Named{Name: x.GetName(), Msg: x})
+	}
+	for _, x := range r.Clusters {
+		c = append(c, xds.Named{Name: x.GetName(), Msg: x})
+	}
+	for _, x := range r.Endpoints {
+		e = append(e, xds.Named{Name: x.GetClusterName(), Msg: x})
+	}
+	for _, t := range []struct {
+		typ   string
+		items []xds.Named
+	}{{xds.ListenerType, l}, {xds.RouteType, rt}, {xds.ClusterType, c}, {xds.EndpointType, e}} {
+		if err := add(t.typ, t.items); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// RunRotation calls Rotate every interval until ctx ends.
+func (b *Builder) RunRotation(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.Rotate(); err != nil {
+				b.log.Error("SVID rotation failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,352 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/internal/filewatch"
+)
+
+// Config configures a control plane process.
+type Config struct {
+	MeshPath    string
+	Listen      string // ADS gRPC; default: the mesh's spec.xds.address
+	AdminListen string // status, metrics
+	CADir       string // dev CA directory
+	SVIDTTL     time.Duration
+	// MaxConnectionAge makes proxies reconnect periodically, spreading load
+	// after control plane restarts or scale-out.
+	MaxConnectionAge time.Duration
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	Registry *prometheus.Registry
+	Tracker  *xds.Tracker
+	Cache    *xds.Cache
+	Builder  *Builder
+
+	grpc            *grpc.Server
+	admin           *http.Server
+	lis, adminLis   net.Listener
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
+	lastErr         error
+	lastErrMu       sync.Mutex
+	secretsAllowedF func(context.Context, string) bool
+}
+
+// New loads the mesh and prepares the server (nothing listens yet).
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if cfg.CADir == "" {
+		cfg.CADir = filepath.Join(filepath.Dir(cfg.MeshPath), ".meshguard", "ca")
+	}
+	if cfg.MaxConnectionAge == 0 {
+		cfg.MaxConnectionAge = 30 * time.Minute
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tracker := xds.NewTracker(xds.NewMetrics(reg))
+	cache := xds.NewCache(log, tracker)
+	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache,
+		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
+	s.secretsAllowedF = loopbackOnly
+	if err := s.Builder.LoadFile(cfg.MeshPath); err != nil {
+		return nil, err
+	}
+	if s.cfg.Listen == "" {
+		s.cfg.Listen = s.Builder.Mesh().Spec.XDS.Address
+	}
+	return s, nil
+}
+
+// loopbackOnly binds secrets to loopback peers: the embedded default, where
+// every proxy runs on this host. A stream from elsewhere must authenticate
+// with mTLS before it may receive a node's private key.
+func loopbackOnly(ctx context.Context, _ string) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	switch a := p.Addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+// Start listens and serves.
+func (s *Server) Start(ctx context.Context) error {
+	var err error
+	if s.lis, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("xDS listen: %w", err)
+	}
+	if s.cfg.AdminListen != "" {
+		if s.adminLis, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+			s.lis.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.grpc = grpc.NewServer(
+		grpc.MaxConcurrentStreams(1<<16),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionAge: s.cfg.MaxConnectionAge, MaxConnectionAgeGrace: time.Minute,
+		}),
+	)
+	srv := serverv3.NewServer(ctx, s.Cache, &callbacks{tracker: s.Tracker, log: s.log, secretsAllowed: s.secretsAllowedF})
+	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
+	reflection.Register(s.grpc)
+	s.goServe(func() error { return s.grpc.Serve(s.lis) })
+	if s.adminLis != nil {
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		s.goServe(func() error { return s.admin.Serve(s.adminLis) })
+	}
+	fw, err := s.meshWatcher()
+	if err != nil {
+		s.log.Error("mesh file not watched; changes need a restart", "err", err)
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if fw != nil {
+			fw.Run(ctx, s.reload)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.Builder.RunRotation(ctx, time.Minute)
+	}()
+	s.log.Info("control plane listening", "xds", s.Addr(), "admin", s.AdminAddr(), "mesh", s.cfg.MeshPath)
+	return nil
+}
+
+func (s *Server) goServe(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("listener stopped", "err", err)
+		}
+	}()
+}
+
+// meshWatcher watches the mesh file's directory and the policy directory
+// (route policy sets must exist there).
+func (s *Server) meshWatcher() (*filewatch.Watcher, error) {
+	dirs := []string{filepath.Dir(s.cfg.MeshPath)}
+	if m := s.Builder.Mesh(); m != nil && m.Spec.Policies != "" {
+		dirs = append(dirs, m.Spec.Policies)
+	}
+	return filewatch.New(dirs, true)
+}
+
+// reload re-reads the mesh; a bad edit keeps the last good mesh.
+func (s *Server) reload() {
+	err := s.Builder.LoadFile(s.cfg.MeshPath)
+	s.lastErrMu.Lock()
+	s.lastErr = err
+	s.lastErrMu.Unlock()
+	if err != nil {
+		s.log.Error("mesh not reloaded; keeping the last good model", "err", err)
+	}
+}
+
+// LastError is the most recent reload error, or nil.
+func (s *Server) LastError() error {
+	s.lastErrMu.Lock()
+	defer s.lastErrMu.Unlock()
+	return s.lastErr
+}
+
+// Addr is the bound xDS address.
+func (s *Server) Addr() string {
+	if s.lis == nil {
+		return ""
+	}
+	return s.lis.Addr().String()
+}
+
+// AdminAddr is the bound admin address, or "".
+func (s *Server) AdminAddr() string {
+	if s.adminLis == nil {
+		return ""
+	}
+	return s.adminLis.Addr().String()
+}
+
+// StatusReport is served at /v1/proxies.
+type StatusReport struct {
+	Mesh      string            `json:"mesh"`
+	LastError string            `json:"last_error,omitempty"`
+	Proxies   []xds.ProxyStatus `json:"proxies"`
+}
+
+// Status reports every proxy's sync state.
+func (s *Server) Status() StatusReport {
+	r := StatusReport{Proxies: s.Tracker.Status()}
+	if m := s.Builder.Mesh(); m != nil {
+		r.Mesh = m.Metadata.Name
+	}
+	if err := s.LastError(); err != nil {
+		r.LastError = err.Error()
+	}
+	return r
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.Builder.Mesh() == nil {
+			http.Error(w, "no mesh loaded", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s.Status())
+	})
+	return mux
+}
+
+// Stop ends serving.
+func (s *Server) Stop(ctx context.Context) {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.grpc != nil {
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+	}
+	if s.admin != nil {
+		_ = s.admin.Shutdown(ctx)
+	}
+	s.wg.Wait()
+}
+
+// Run starts and blocks until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Stop(stop)
+	return nil
+}
+
+// callbacks track streams per node and guard secrets.
+type callbacks struct {
+	tracker        *xds.Tracker
+	log            *slog.Logger
+	secretsAllowed func(context.Context, string) bool
+
+	mu      sync.Mutex
+	streams map[int64]*streamInfo
+}
+
+type streamInfo struct {
+	ctx  context.Context
+	node string
+}
+
+func (c *callbacks) open(ctx context.Context, id int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streams == nil {
+		c.streams = map[int64]*streamInfo{}
+	}
+	c.streams[id] = &streamInfo{ctx: ctx}
+	return nil
+}
+
+func (c *callbacks) closed(id int64) {
+	c.mu.Lock()
+	st := c.streams[id]
+	delete(c.streams, id)
+	c.mu.Unlock()
+	if st != nil && st.node != "" {
+		c.tracker.StreamClosed(st.node)
+	}
+}
+
+func (c *callbacks) request(id int64, node *corev3.Node, typeURL string) error {
+	c.mu.Lock()
+	st := c.streams[id]
+	c.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	if st.node == "" && node.GetId() != "" {
+		st.node = node.GetId()
+		c.tracker.StreamOpened(st.node, node.GetCluster())
+	}
+	if node.GetId() != "" && node.GetId() != st.node {
+		return fmt.Errorf("node id changed on stream from %q to %q", st.node, node.GetId())
+	}
+	if typeURL == xds.SecretType && !c.secretsAllowed(st.ctx, st.node) {
+		c.log.Warn("secret request refused: stream not authenticated for this node", "node", st.node)
+		return fmt.Errorf("node %q is not authorized to receive its secrets on this connection", st.node)
+	}
+	return nil
+}
+
+func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	return c.open(ctx, id)
+}
+func (c *callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error {
+	return c.request(id, r.GetNode(), r.GetTypeUrl())
+}
+func (c *callbacks) OnStreamResponse(context.Context, int64, *discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {
+}
+func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	return c.open(ctx, id)
+}
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryRequest) error {
+	return c.request(id, r.GetNode(), r.GetTypeUrl())
+}
+func (c *callbacks) OnStreamDeltaResponse(int64, *discovery.DeltaDiscoveryRequest, *discovery.DeltaDiscoveryResponse) {
+}
+func (c *callbacks) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error {
+	return errors.New("REST xDS is not supported")
+}
+func (c *callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}

@@ -1,0 +1,352 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	sotwclient "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshguard/meshguard/controlplane/xds"
+)
+
+// testMesh copies the quickstart mesh and policies into a temp dir.
+func testMesh(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := "../examples/quickstart"
+	data, err := os.ReadFile(filepath.Join(src, "mesh.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "mesh.yaml"), string(data))
+	for _, p := range []string{"policies/health.cedar", "policies/frontend/frontend.cedar", "policies/orders/read.cedar", "policies/orders/write.cedar", "policies/payments/payments.cedar"} {
+		b, err := os.ReadFile(filepath.Join(src, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, p), string(b))
+	}
+	return filepath.Join(dir, "mesh.yaml")
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func edit(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), old, new, 1)
+	if s == string(b) {
+		t.Fatalf("edit %q did not apply", old)
+	}
+	write(t, path, s)
+}
+
+func startCP(t *testing.T) (*Server, string, *grpc.ClientConn) {
+	t.Helper()
+	mesh := testMesh(t)
+	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca")},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		stop, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		s.Stop(stop)
+		cancel()
+	})
+	return s, mesh, conn
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func state(s *Server, node, typ string) xds.TypeStatus {
+	for _, p := range s.Status().Proxies {
+		if p.Node == node {
+			return p.Types[typ]
+		}
+	}
+	return xds.TypeStatus{}
+}
+
+func pushes(s *Server, typ string) float64 {
+	m, _ := s.Registry.Gather()
+	for _, f := range m {
+		if f.GetName() == "meshguard_xds_pushes_total" {
+			for _, mm := range f.GetMetric() {
+				if mm.GetLabel()[0].GetValue() == typ {
+					return mm.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func fetch(t *testing.T, c sotwclient.ADSClient) *sotwclient.Response {
+	t.Helper()
+	type res struct {
+		r   *sotwclient.Response
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { r, err := c.Fetch(); ch <- res{r, err} }()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no xDS response within 5s")
+	}
+	return nil
+}
+
+func TestSotWAckAndContentVersions(t *testing.T) {
+	s, mesh, conn := startCP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	node := &corev3.Node{Id: "orders-0", Cluster: "orders"}
+	cds := sotwclient.NewADSClient(ctx, node, xds.ClusterType)
+	if err := cds.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	r := fetch(t, cds)
+	var names []string
+	for _, a := range r.Resources {
+		var c clusterv3.Cluster
+		if err := a.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, c.GetName())
+	}
+	if strings.Join(names, ",") != "inbound|local,meshguard-authz,outbound|payments" {
+		t.Fatalf("clusters = %v", names)
+	}
+	if err := cds.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "CDS SYNCED", func() bool { return state(s, "orders-0", "Cluster").State == xds.Synced })
+	if got := state(s, "orders-0", "Listener").State; got != xds.NotSent {
+		t.Fatalf("LDS state = %s, want NOT SENT", got)
+	}
+
+	// A route change moves only the route configuration's version.
+	before := s.Cache.Snapshot("orders-0")
+	edit(t, mesh, "match: {prefix: /catalog, methods: [GET]}", "match: {prefix: /catalog, methods: [GET, HEAD]}")
+	if err := s.Builder.LoadFile(mesh); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Cache.Snapshot("orders-0")
+	if before[xds.RouteType].Version == after[xds.RouteType].Version {
+		t.Fatal("route version unchanged after a route edit")
+	}
+	for _, typ := range []string{xds.ClusterType, xds.ListenerType, xds.EndpointType, xds.SecretType} {
+		if before[typ].Version != after[typ].Version {
+			t.Fatalf("%s version changed on a route-only edit", typ)
+		}
+	}
+	if got := pushes(s, "Cluster"); got != 1 {
+		t.Fatalf("CDS pushes = %v, want 1 (unchanged config is never re-pushed)", got)
+	}
+	if got := state(s, "orders-0", "Cluster").State; got != xds.Synced {
+		t.Fatalf("CDS state after route edit = %s", got)
+	}
+}
+
+func TestNackKeepsLastGoodAndDoesNotStorm(t *testing.T) {
+	s, mesh, conn := startCP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lds := sotwclient.NewADSClient(ctx, &corev3.Node{Id: "payments-0", Cluster: "payments"}, xds.ListenerType)
+	if err := lds.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, lds)
+	firstVersion := s.Cache.Snapshot("payments-0")[xds.ListenerType].Version
+	if err := lds.Nack("listener inbound: invalid filter chain (test)"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "LDS NACKED", func() bool { return state(s, "payments-0", "Listener").State == xds.Nacked })
+	if st := state(s, "payments-0", "Listener"); !strings.Contains(st.Error, "invalid filter chain") || st.Acked != "" {
+		t.Fatalf("status = %+v", st)
+	}
+	// Reapplying the same config must not resend the rejected version.
+	if err := s.Builder.LoadFile(mesh); err != nil {
+		t.Fatal(err)
+	}
+	// A new listener version is sent exactly once.
+	edit(t, mesh, "timeout: 250ms", "timeout: 300ms")
+	if err := s.Builder.LoadFile(mesh); err != nil {
+		t.Fatal(err)
+	}
+	fetch(t, lds)
+	if st := state(s, "payments-0", "Listener"); st.Sent == firstVersion || st.Sent != s.Cache.Snapshot("payments-0")[xds.ListenerType].Version {
+		t.Fatalf("after the edit the proxy was sent %s (rejected was %s)", st.Sent, firstVersion)
+	}
+	if err := lds.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "LDS SYNCED", func() bool { return state(s, "payments-0", "Listener").State == xds.Synced })
+	if got := pushes(s, "Listener"); got != 2 {
+		t.Fatalf("LDS responses = %v, want exactly 2 (no resend loop after the NACK)", got)
+	}
+	if got := testutil.ToFloat64(s.Tracker.Metrics().Nacks.WithLabelValues("Listener")); got != 1 {
+		t.Fatalf("nack metric = %v", got)
+	}
+}
+
+func TestDeltaSendsOnlyChanges(t *testing.T) {
+	s, mesh, conn := startCP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "frontend-0", Cluster: "frontend"}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: xds.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r1.GetResources()) != 3 {
+		t.Fatalf("first delta response has %d clusters, want 3", len(r1.GetResources()))
+	}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: xds.ClusterType, ResponseNonce: r1.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delta CDS SYNCED", func() bool { return state(s, "frontend-0", "Cluster").State == xds.Synced })
+
+	// orders becomes gRPC: only frontend's outbound|orders cluster changes.
+	edit(t, mesh, "    - name: orders\n      namespace: demo\n", "    - name: orders\n      namespace: demo\n      protocol: grpc\n")
+	if err := s.Builder.LoadFile(mesh); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r2.GetResources()) != 1 || r2.GetResources()[0].GetName() != "outbound|orders" || len(r2.GetRemovedResources()) != 0 {
+		t.Fatalf("delta response: %d resources (%v), removed %v", len(r2.GetResources()), r2.GetResources(), r2.GetRemovedResources())
+	}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: xds.ClusterType, ResponseNonce: r2.GetNonce(),
+		ErrorDetail: statusProto{Message: "rejected by test"}.proto()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delta CDS NACKED", func() bool { return state(s, "frontend-0", "Cluster").State == xds.Nacked })
+
+	// Removing the dependency removes the cluster.
+	edit(t, mesh, "calls: [orders]", "calls: []")
+	if err := s.Builder.LoadFile(mesh); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r3.GetRemovedResources(), ",") != "outbound|orders" {
+		t.Fatalf("removed = %v", r3.GetRemovedResources())
+	}
+}
+
+func TestSecretsCarryTheWorkloadSVID(t *testing.T) {
+	s, _, conn := startCP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sds := sotwclient.NewADSClient(ctx, &corev3.Node{Id: "orders-0", Cluster: "orders"}, xds.SecretType)
+	if err := sds.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	r := fetch(t, sds)
+	if len(r.Resources) != 2 {
+		t.Fatalf("%d secrets, want default and ROOTCA", len(r.Resources))
+	}
+	var leaf *x509.Certificate
+	var err error
+	for _, a := range r.Resources {
+		var sec tlsv3.Secret
+		if err := a.UnmarshalTo(&sec); err != nil {
+			t.Fatal(err)
+		}
+		if sec.GetName() == "default" {
+			b, _ := pem.Decode(sec.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
+			if leaf, err = x509.ParseCertificate(b.Bytes); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sec.GetName() == "ROOTCA" && sec.GetValidationContext().GetCustomValidatorConfig().GetName() != "envoy.tls.cert_validator.spiffe" {
+			t.Fatalf("ROOTCA is not a SPIFFE validator config: %v", sec.GetValidationContext())
+		}
+	}
+	if leaf == nil || len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://meshguard.local/ns/demo/sa/orders" {
+		t.Fatalf("default secret is not orders' SVID: %v", leaf)
+	}
+	if err := sds.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SDS SYNCED", func() bool { return state(s, "orders-0", "Secret").State == xds.Synced })
+}
+
+func TestBadMeshEditKeepsLastGood(t *testing.T) {
+	s, mesh, _ := startCP(t)
+	before := s.Cache.Snapshot("orders-0")
+	edit(t, mesh, "calls: [payments]", "calls: [nowhere]")
+	eventually(t, "reload error reported", func() bool {
+		return s.LastError() != nil && strings.Contains(s.LastError().Error(), `no service "nowhere"`)
+	})
+	if after := s.Cache.Snapshot("orders-0"); after[xds.ClusterType].Version != before[xds.ClusterType].Version {
+		t.Fatal("a bad edit changed the served config")
+	}
+	edit(t, mesh, "calls: [nowhere]", "calls: []")
+	eventually(t, "good edit applied", func() bool {
+		return s.LastError() == nil && len(s.Cache.Snapshot("orders-0")[xds.ClusterType].Resources) == 2
+	})
+}
