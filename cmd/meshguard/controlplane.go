@@ -285,4 +285,3 @@ func toYAML(m proto.Message) ([]byte, error) {
 	}
 	return yaml.Marshal(v)
 }
-
