@@ -135,10 +135,13 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA) (map[string]xds.Snapshot, m
 	for i := range m.Spec.Services {
 		svc := &m.Spec.Services[i]
 		for _, w := range svc.Workloads {
+			translateFn := translate.Workload
 			if w.Proxyless {
-				continue // the proxyless flavour is served separately
+				// gRPC-Go reads its certificates from files (certificate
+				// providers), so proxyless snapshots carry no secrets.
+				translateFn = translate.Proxyless
 			}
-			res, err := translate.Workload(m, w.Name)
+			res, err := translateFn(m, w.Name)
 			if err != nil {
 				errs = append(errs, err)
 				continue

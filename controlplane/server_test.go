@@ -350,3 +350,35 @@ func TestBadMeshEditKeepsLastGood(t *testing.T) {
 		return s.LastError() == nil && len(s.Cache.Snapshot("orders-0")[xds.ClusterType].Resources) == 2
 	})
 }
+
+func TestSecretsRefusedOnUnboundStreams(t *testing.T) {
+	mesh := testMesh(t)
+	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca")},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if the stream came from a peer that did not prove it is orders-0.
+	s.secretsAllowedF = func(context.Context, string) bool { return false }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sds := sotwclient.NewADSClient(ctx, &corev3.Node{Id: "orders-0", Cluster: "orders"}, xds.SecretType)
+	if err := sds.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := sds.Fetch(); err == nil {
+		t.Fatalf("secrets served on an unbound stream: %d resources", len(r.Resources))
+	}
+	if loopbackOnly(context.Background(), "x") {
+		t.Fatal("a context without a peer was trusted")
+	}
+}

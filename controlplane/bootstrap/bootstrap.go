@@ -4,6 +4,7 @@
 package bootstrap
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -135,4 +136,43 @@ func http2Options() (map[string]*anypb.Any, error) {
 		return nil, err
 	}
 	return map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": a}, nil
+}
+
+// GRPCFiles names a proxyless workload's certificate files.
+type GRPCFiles struct {
+	Cert, Key, CA string
+}
+
+// GRPC returns the gRPC-Go xDS bootstrap (JSON) for a proxyless workload:
+// node, the control plane as xDS server, the server listener name template,
+// and a file_watcher certificate provider over the workload's SVID files.
+func GRPC(m *model.Mesh, workload string, files GRPCFiles) ([]byte, error) {
+	svc, w, ok := m.Workload(workload)
+	if !ok {
+		return nil, fmt.Errorf("no workload %q in mesh %q", workload, m.Metadata.Name)
+	}
+	if !w.Proxyless {
+		return nil, fmt.Errorf("workload %q has a sidecar: use the Envoy bootstrap", workload)
+	}
+	doc := map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      m.Spec.XDS.Address,
+			"channel_creds":   []any{map[string]any{"type": "insecure"}},
+			"server_features": []any{"xds_v3"},
+		}},
+		"node": map[string]any{"id": w.Name, "cluster": svc.Name, "locality": map[string]any{"region": "local"}},
+		"certificate_providers": map[string]any{
+			translate.CertProviderInstance: map[string]any{
+				"plugin_name": "file_watcher",
+				"config": map[string]any{
+					"certificate_file":    files.Cert,
+					"private_key_file":    files.Key,
+					"ca_certificate_file": files.CA,
+					"refresh_interval":    "60s",
+				},
+			},
+		},
+		"server_listener_resource_name_template": translate.ServerListenerTemplate,
+	}
+	return json.MarshalIndent(doc, "", "  ")
 }

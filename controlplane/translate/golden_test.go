@@ -39,10 +39,11 @@ func TestGolden(t *testing.T) {
 			}
 			for _, svc := range m.Spec.Services {
 				for _, w := range svc.Workloads {
+					fn := Workload
 					if w.Proxyless {
-						continue
+						fn = Proxyless
 					}
-					res, err := Workload(m, w.Name)
+					res, err := fn(m, w.Name)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -430,11 +430,13 @@ func (t *translator) endpoints(d *model.Service) *endpointv3.ClusterLoadAssignme
 			LoadBalancingWeight: wrapperspb.UInt32(1),
 		})
 	}
+	// gRPC-Go drops endpoints without a locality and a non-zero weight.
 	return &endpointv3.ClusterLoadAssignment{
 		ClusterName: Outbound(d.Name),
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			Locality:    &corev3.Locality{},
-			LbEndpoints: lbs,
+			Locality:            &corev3.Locality{Region: "local"},
+			LoadBalancingWeight: wrapperspb.UInt32(1),
+			LbEndpoints:         lbs,
 		}},
 	}
 }

@@ -164,7 +164,7 @@ func (c *Cache) respondSotw(node string, n *nodeState, w *sotwWatch) bool {
 	}
 	resp := &sotwResponse{req: w.req, version: ts.Version, returned: map[string]string{}}
 	for _, name := range ts.Names() {
-		if w.sub.IsWildcard() || wildcardTypes[typ] || subscribed(w.sub, name) {
+		if w.sub.IsWildcard() || subscribed(w.sub, name) {
 			r := ts.Resources[name]
 			resp.resources = append(resp.resources, r.Any)
 			resp.returned[name] = r.Version

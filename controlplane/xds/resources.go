@@ -23,9 +23,6 @@ const (
 // Types lists the served types in the order Envoy should receive them.
 var Types = []string{ClusterType, EndpointType, ListenerType, RouteType, SecretType}
 
-// wildcardTypes are requested without names (SotW): the client gets all.
-var wildcardTypes = map[string]bool{ListenerType: true, ClusterType: true}
-
 // Resource is one resource, marshaled once and shared by every response
 // that carries it.
 type Resource struct {
