@@ -10,8 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -129,56 +133,97 @@ func (b *Builder) Apply(m *model.Mesh) error {
 
 func (b *Builder) build(m *model.Mesh, ca *devca.CA) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
 	in := xds.NewInterner()
-	snaps := map[string]xds.Snapshot{}
-	svids := map[string]*devca.SVID{}
-	var errs []error
+	memo := translate.NewMemo()
+	type job struct {
+		svc *model.Service
+		w   model.Workload
+	}
+	var jobs []job
 	for i := range m.Spec.Services {
-		svc := &m.Spec.Services[i]
-		for _, w := range svc.Workloads {
-			translateFn := translate.Workload
-			if w.Proxyless {
-				// gRPC-Go reads its certificates from files (certificate
-				// providers), so proxyless snapshots carry no secrets.
-				translateFn = translate.Proxyless
-			}
-			res, err := translateFn(m, w.Name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			snap, err := b.snapshot(in, res)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("workload %s: %w", w.Name, err))
-				continue
-			}
-			if len(res.Secrets) > 0 {
-				svid, err := b.svidFor(ca, m.SPIFFEID(svc), w.Name)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				svids[w.Name] = svid
-				bundle, err := bundleSecret(m.Spec.TrustDomain, ca.BundlePEM())
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				ts, err := in.TypeSet(xds.SecretType, []xds.Named{{Name: translate.SecretSVID, Msg: svidSecret(svid)}, {Name: translate.SecretBundle, Msg: bundle}})
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				snap[xds.SecretType] = ts
-			}
-			snaps[w.Name] = snap
+		for _, w := range m.Spec.Services[i].Workloads {
+			jobs = append(jobs, job{&m.Spec.Services[i], w})
 		}
 	}
+	var bundle *tlsv3.Secret
+	if ca != nil {
+		var err error
+		if bundle, err = bundleSecret(m.Spec.TrustDomain, ca.BundlePEM()); err != nil {
+			return nil, nil, err
+		}
+	}
+	var (
+		mu    sync.Mutex
+		snaps = map[string]xds.Snapshot{}
+		svids = map[string]*devca.SVID{}
+		errs  []error
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	// Translation is pure and the interner and memo are shared, so the
+	// workloads are built in parallel.
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(jobs) {
+					return
+				}
+				j := jobs[i]
+				snap, svid, err := b.buildOne(m, ca, in, memo, bundle, j.svc, j.w)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					snaps[j.w.Name] = snap
+					if svid != nil {
+						svids[j.w.Name] = svid
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	return snaps, svids, errors.Join(errs...)
 }
 
-// svidFor reuses the workload's SVID until half its lifetime has passed.
+func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
+	svc *model.Service, w model.Workload) (xds.Snapshot, *devca.SVID, error) {
+	translateFn := translate.WorkloadMemo
+	if w.Proxyless {
+		// gRPC-Go reads its certificates from files (certificate
+		// providers), so proxyless snapshots carry no secrets.
+		translateFn = translate.ProxylessMemo
+	}
+	res, err := translateFn(m, w.Name, memo)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := b.snapshot(in, res)
+	if err != nil {
+		return nil, nil, fmt.Errorf("workload %s: %w", w.Name, err)
+	}
+	if len(res.Secrets) == 0 {
+		return snap, nil, nil
+	}
+	svid, err := b.svidFor(ca, m.SPIFFEID(svc), w.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ts, err := in.TypeSet(xds.SecretType, []xds.Named{{Name: translate.SecretSVID, Msg: svidSecret(svid)}, {Name: translate.SecretBundle, Msg: bundle}})
+	if err != nil {
+		return nil, nil, err
+	}
+	snap[xds.SecretType] = ts
+	return snap, svid, nil
+}
+
+// svidFor reuses the workload's SVID until half its lifetime has passed
+// (b.svids is only read here: Apply holds b.mu while building).
 func (b *Builder) svidFor(ca *devca.CA, id, workload string) (*devca.SVID, error) {
-	if s, ok := b.svids[workload]; ok && s.ID.String() == id && time.Until(s.NotAfter) > b.ttl/2 && s.Cert.CheckSignatureFrom(ca.Certificate()) == nil {
+	if s, ok := b.svids[workload]; ok && s.ID.String() == id && time.Until(s.NotAfter) > b.ttl/2 && b.ca == ca {
 		return s, nil
 	}
 	sid, err := spiffeid.FromString(id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
@@ -13,6 +14,79 @@ import (
 
 	"github.com/meshguard/meshguard/internal/pbvalidate"
 )
+
+// checkRefs is the publish-time check: every top-level resource passes
+// ValidateAll (the Anys inside were validated when packed) and the
+// references the translator recorded resolve. Check does the same by
+// unpacking everything, for tests and tools.
+func (r *Resources) checkRefs() error {
+	var errs []error
+	routes, clusters, cla, secrets := r.names()
+	for _, l := range r.Listeners {
+		if err := validate(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, x := range r.Routes {
+		if err := validate(x); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, r.routeRefs(x.GetName(), x.GetVirtualHosts(), clusters)...)
+	}
+	for _, c := range r.Clusters {
+		if err := validate(c); err != nil {
+			errs = append(errs, err)
+		}
+		if c.GetType() == clusterv3.Cluster_EDS && !cla[c.GetName()] {
+			errs = append(errs, fmt.Errorf("cluster %s: no endpoints (ClusterLoadAssignment) for it", c.GetName()))
+		}
+	}
+	for _, e := range r.Endpoints {
+		if err := validate(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range r.rdsRefs {
+		if !routes[n] {
+			errs = append(errs, fmt.Errorf("RDS %q: no such route configuration", n))
+		}
+	}
+	for _, n := range r.sdsRefs {
+		if !secrets[n] {
+			errs = append(errs, fmt.Errorf("SDS secret %q is referenced but not served", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Resources) names() (routes, clusters, cla, secrets map[string]bool) {
+	routes, clusters, cla, secrets = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, s := range r.Secrets {
+		secrets[s] = true
+	}
+	for _, x := range r.Routes {
+		routes[x.GetName()] = true
+	}
+	for _, c := range r.Clusters {
+		clusters[c.GetName()] = true
+	}
+	for _, e := range r.Endpoints {
+		cla[e.GetClusterName()] = true
+	}
+	return
+}
+
+func (r *Resources) routeRefs(name string, vhs []*routev3.VirtualHost, clusters map[string]bool) []error {
+	var errs []error
+	for _, vh := range vhs {
+		for _, rt := range vh.GetRoutes() {
+			if c := rt.GetRoute().GetCluster(); c != "" && !clusters[c] {
+				errs = append(errs, fmt.Errorf("route %s/%s: no cluster %q", name, rt.GetName(), c))
+			}
+		}
+	}
+	return errs
+}
 
 // Check validates every resource deeply and checks the references between
 // them, which go-control-plane's Snapshot.Consistent() does only for RDS and

@@ -47,6 +47,9 @@ func TestGolden(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if err := res.Check(); err != nil {
+						t.Fatalf("%s: deep check: %v", w.Name, err)
+					}
 					for typ, msgs := range map[string][]proto.Message{
 						"listeners": asMessages(res.Listeners),
 						"routes":    asMessages(res.Routes),

@@ -5,8 +5,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/meshguard/meshguard/internal/pbvalidate"
 )
 
 // builder accumulates the first error, so translation code reads straight.
@@ -14,12 +12,14 @@ type builder struct {
 	err error
 }
 
-// pack validates m (deeply) and wraps it in an Any.
+// pack validates m and wraps it in an Any. Every Any the translator makes
+// comes from pack, so any Any inside m was validated when it was packed, and
+// ValidateAll on m (which stops at Anys) completes the check.
 func (b *builder) pack(m proto.Message) *anypb.Any {
 	if b.err != nil {
 		return nil
 	}
-	if err := pbvalidate.Deep(m); err != nil {
+	if err := validate(m); err != nil {
 		b.err = fmt.Errorf("invalid %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 		return nil
 	}
@@ -36,4 +36,13 @@ func (b *builder) fail(format string, args ...any) {
 	if b.err == nil {
 		b.err = fmt.Errorf(format, args...)
 	}
+}
+
+type validatorAll interface{ ValidateAll() error }
+
+func validate(m proto.Message) error {
+	if v, ok := m.(validatorAll); ok {
+		return v.ValidateAll()
+	}
+	return nil
 }

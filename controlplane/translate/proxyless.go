@@ -8,6 +8,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -49,6 +50,11 @@ func ProxylessTarget(svc *model.Service) string {
 // dependency, an API listener named after the target, a route configuration,
 // a cluster with mTLS pinned to the dependency's SPIFFE ID, and endpoints.
 func Proxyless(m *model.Mesh, name string) (*Resources, error) {
+	return ProxylessMemo(m, name, nil)
+}
+
+// ProxylessMemo is Proxyless sharing service-level results through memo (may be nil).
+func ProxylessMemo(m *model.Mesh, name string, memo *Memo) (*Resources, error) {
 	svc, w, ok := m.Workload(name)
 	if !ok {
 		return nil, fmt.Errorf("no workload %q in mesh %q", name, m.Metadata.Name)
@@ -59,22 +65,23 @@ func Proxyless(m *model.Mesh, name string) (*Resources, error) {
 	if svc.Protocol != "grpc" {
 		return nil, fmt.Errorf("workload %q is proxyless but service %q is not protocol grpc", name, svc.Name)
 	}
-	t := &translator{m: m, svc: svc, w: w}
+	t := &translator{m: m, svc: svc, w: w, memo: memo}
 	r := &Resources{}
 	if callers := m.Callers(svc.Name); len(callers) > 0 {
 		r.Listeners = append(r.Listeners, t.proxylessServerListener(callers))
 	}
 	for _, dep := range slices.Sorted(slices.Values(svc.Calls)) {
 		d, _ := m.Service(dep)
-		r.Listeners = append(r.Listeners, t.apiListener(d))
-		r.Routes = append(r.Routes, t.outboundRoutes(d))
-		r.Clusters = append(r.Clusters, t.proxylessCluster(d))
-		r.Endpoints = append(r.Endpoints, t.endpoints(d))
+		r.Listeners = append(r.Listeners, memoize(t, "api|"+dep, func() *listenerv3.Listener { return t.apiListener(d) }))
+		r.Routes = append(r.Routes, memoize(t, "rds-out|"+dep, func() *routev3.RouteConfiguration { return t.outboundRoutes(d) }))
+		r.Clusters = append(r.Clusters, memoize(t, "cds-grpc|"+dep, func() *clusterv3.Cluster { return t.proxylessCluster(d) }))
+		r.Endpoints = append(r.Endpoints, memoize(t, "eds|"+dep, func() *endpointv3.ClusterLoadAssignment { return t.endpoints(d) }))
+		r.rdsRefs = append(r.rdsRefs, Outbound(dep))
 	}
 	if t.err != nil {
 		return nil, fmt.Errorf("workload %s: %w", name, t.err)
 	}
-	if err := r.Check(); err != nil {
+	if err := r.checkRefs(); err != nil {
 		return nil, fmt.Errorf("workload %s: %w", name, err)
 	}
 	return r, nil

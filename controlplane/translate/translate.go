@@ -61,6 +61,9 @@ type Resources struct {
 	// Secrets are the SDS secret names the config references; with the
 	// meshguard identity provider the control plane must serve each of them.
 	Secrets []string
+
+	// References the translator made, checked without unpacking every Any.
+	rdsRefs, sdsRefs []string
 }
 
 // alwaysAllowedHeaders are forwarded to the authorizer whatever the model says:
@@ -69,6 +72,11 @@ var alwaysAllowedHeaders = []string{"authorization", "traceparent", "tracestate"
 
 // Workload translates the resources for one (sidecar) workload.
 func Workload(m *model.Mesh, name string) (*Resources, error) {
+	return WorkloadMemo(m, name, nil)
+}
+
+// WorkloadMemo is Workload sharing service-level results through memo (may be nil).
+func WorkloadMemo(m *model.Mesh, name string, memo *Memo) (*Resources, error) {
 	svc, w, ok := m.Workload(name)
 	if !ok {
 		return nil, fmt.Errorf("no workload %q in mesh %q", name, m.Metadata.Name)
@@ -76,12 +84,12 @@ func Workload(m *model.Mesh, name string) (*Resources, error) {
 	if w.Proxyless {
 		return nil, fmt.Errorf("workload %q is proxyless: it gets the proxyless flavour, not a sidecar config", name)
 	}
-	t := &translator{m: m, svc: svc, w: w}
+	t := &translator{m: m, svc: svc, w: w, memo: memo}
 	r := t.translate()
 	if t.err != nil {
 		return nil, fmt.Errorf("workload %s: %w", name, t.err)
 	}
-	if err := r.Check(); err != nil {
+	if err := r.checkRefs(); err != nil {
 		return nil, fmt.Errorf("workload %s: %w", name, err)
 	}
 	return r, nil
@@ -89,9 +97,10 @@ func Workload(m *model.Mesh, name string) (*Resources, error) {
 
 type translator struct {
 	builder
-	m   *model.Mesh
-	svc *model.Service
-	w   *model.Workload
+	m    *model.Mesh
+	svc  *model.Service
+	w    *model.Workload
+	memo *Memo
 }
 
 func (t *translator) translate() *Resources {
@@ -103,22 +112,28 @@ func (t *translator) translate() *Resources {
 	if t.svc.IngressPort != 0 {
 		r.Listeners = append(r.Listeners, t.ingressListener())
 	}
+	svc := t.svc.Name
 	if len(r.Listeners) > 0 {
-		r.Routes = append(r.Routes, t.inboundRoutes())
+		r.Routes = append(r.Routes, memoize(t, "rds-in|"+svc, t.inboundRoutes))
 		r.Clusters = append(r.Clusters,
-			t.staticCluster(LocalCluster, "127.0.0.1", t.w.AppPort, t.svc.Protocol == "grpc"),
-			t.authzCluster())
-		r.Clusters = append(r.Clusters, t.wasmClusters()...)
+			memoize(t, fmt.Sprintf("local|%s|%d", t.svc.Protocol, t.w.AppPort), func() *clusterv3.Cluster {
+				return t.staticCluster(LocalCluster, "127.0.0.1", t.w.AppPort, t.svc.Protocol == "grpc")
+			}),
+			memoize(t, "authz", t.authzCluster))
+		r.Clusters = append(r.Clusters, memoize(t, "wasm|"+svc, t.wasmClusters)...)
+		r.rdsRefs = append(r.rdsRefs, InboundRoutes(svc))
 	}
 	for _, dep := range slices.Sorted(slices.Values(t.svc.Calls)) {
 		d, _ := t.m.Service(dep)
-		r.Listeners = append(r.Listeners, t.outboundListener(d))
-		r.Routes = append(r.Routes, t.outboundRoutes(d))
-		r.Clusters = append(r.Clusters, t.outboundCluster(d))
-		r.Endpoints = append(r.Endpoints, t.endpoints(d))
+		r.Listeners = append(r.Listeners, memoize(t, "lds-out|"+dep+"|"+t.w.OutboundAddress, func() *listenerv3.Listener { return t.outboundListener(d) }))
+		r.Routes = append(r.Routes, memoize(t, "rds-out|"+dep, func() *routev3.RouteConfiguration { return t.outboundRoutes(d) }))
+		r.Clusters = append(r.Clusters, memoize(t, "cds-out|"+dep, func() *clusterv3.Cluster { return t.outboundCluster(d) }))
+		r.Endpoints = append(r.Endpoints, memoize(t, "eds|"+dep, func() *endpointv3.ClusterLoadAssignment { return t.endpoints(d) }))
+		r.rdsRefs = append(r.rdsRefs, Outbound(dep))
 	}
 	if t.m.Spec.Identity.Provider == model.ProviderMeshguard && (len(callers) > 0 || len(t.svc.Calls) > 0) {
 		r.Secrets = []string{SecretSVID, SecretBundle}
+		r.sdsRefs = []string{SecretSVID, SecretBundle}
 	}
 	return r
 }
@@ -216,6 +231,10 @@ func (t *translator) ingressListener() *listenerv3.Listener {
 // security invariant: strip client-supplied x-meshguard-* → ext_authz → router.
 // (Wasm filters slot in before ext_authz, except ratelimit, after it.)
 func (t *translator) inboundHCM(statPrefix string) *listenerv3.Filter {
+	return memoize(t, "hcm|"+t.svc.Name+"|"+statPrefix, func() *listenerv3.Filter { return t.buildInboundHCM(statPrefix) })
+}
+
+func (t *translator) buildInboundHCM(statPrefix string) *listenerv3.Filter {
 	headers := slices.Clone(alwaysAllowedHeaders)
 	for _, h := range t.m.Spec.Authz.AllowedHeaders {
 		if h = strings.ToLower(h); !slices.Contains(headers, h) {

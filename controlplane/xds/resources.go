@@ -52,13 +52,14 @@ type Named struct {
 // of the mesh to let old content go.
 type Interner struct {
 	mu   sync.Mutex
-	res  map[string]*Resource // type|name|version
-	sets map[string]*TypeSet  // type|version
+	res  map[string]*Resource        // type|name|version
+	sets map[string]*TypeSet         // type|version
+	ptr  map[proto.Message]*Resource // the same message value is marshalled once
 }
 
 // NewInterner returns an empty interner.
 func NewInterner() *Interner {
-	return &Interner{res: map[string]*Resource{}, sets: map[string]*TypeSet{}}
+	return &Interner{res: map[string]*Resource{}, sets: map[string]*TypeSet{}, ptr: map[proto.Message]*Resource{}}
 }
 
 // TypeSet builds (or finds) the set of typeURL resources for items.
@@ -68,26 +69,10 @@ func (in *Interner) TypeSet(typeURL string, items []Named) (*TypeSet, error) {
 		if _, dup := ts.Resources[it.Name]; dup {
 			return nil, fmt.Errorf("%s: duplicate resource name %q", typeURL, it.Name)
 		}
-		// Deterministic: maps (per-filter configs, context extensions) must
-		// marshal identically, or equal content would get a new version.
-		a := &anypb.Any{}
-		err := anypb.MarshalFrom(a, it.Msg, proto.MarshalOptions{Deterministic: true})
+		r, err := in.resource(typeURL, it)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", typeURL, it.Name, err)
+			return nil, err
 		}
-		if a.TypeUrl != typeURL {
-			return nil, fmt.Errorf("resource %s is a %s, not a %s", it.Name, a.TypeUrl, typeURL)
-		}
-		sum := sha256.Sum256(a.Value)
-		r := &Resource{Name: it.Name, Version: hex.EncodeToString(sum[:8]), Any: a}
-		key := typeURL + "|" + it.Name + "|" + r.Version
-		in.mu.Lock()
-		if prev, ok := in.res[key]; ok {
-			r = prev
-		} else {
-			in.res[key] = r
-		}
-		in.mu.Unlock()
 		ts.Resources[it.Name] = r
 		ts.names = append(ts.names, it.Name)
 	}
@@ -105,6 +90,36 @@ func (in *Interner) TypeSet(typeURL string, items []Named) (*TypeSet, error) {
 	}
 	in.sets[key] = ts
 	return ts, nil
+}
+
+func (in *Interner) resource(typeURL string, it Named) (*Resource, error) {
+	in.mu.Lock()
+	r, ok := in.ptr[it.Msg]
+	in.mu.Unlock()
+	if ok && r.Name == it.Name {
+		return r, nil
+	}
+	// Deterministic: maps (per-filter configs, context extensions) must
+	// marshal identically, or equal content would get a new version.
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, it.Msg, proto.MarshalOptions{Deterministic: true}); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", typeURL, it.Name, err)
+	}
+	if a.TypeUrl != typeURL {
+		return nil, fmt.Errorf("resource %s is a %s, not a %s", it.Name, a.TypeUrl, typeURL)
+	}
+	sum := sha256.Sum256(a.Value)
+	r = &Resource{Name: it.Name, Version: hex.EncodeToString(sum[:8]), Any: a}
+	key := typeURL + "|" + it.Name + "|" + r.Version
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if prev, ok := in.res[key]; ok {
+		r = prev
+	} else {
+		in.res[key] = r
+	}
+	in.ptr[it.Msg] = r
+	return r, nil
 }
 
 // Names lists the set's resource names, sorted.
