@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -291,4 +290,3 @@ func TestProxylessNackIsBoundedAndReported(t *testing.T) {
 	eventually(t, "CDS SYNCED again", func() bool { return state(e.cp, "frontend-0", "Cluster").State == cpxds.Synced })
 }
 
-var _ = os.Getenv

@@ -66,6 +66,8 @@ Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, 
 
 func newBootstrapCmd() *cobra.Command {
 	var mesh, workload, out string
+	var grpcFlavour bool
+	var files bootstrap.GRPCFiles
 	cmd := &cobra.Command{
 		Use:   "bootstrap --mesh FILE --workload NAME",
 		Short: "Write the Envoy bootstrap for a workload's sidecar",
@@ -73,22 +75,37 @@ func newBootstrapCmd() *cobra.Command {
 name) and cluster (its service), admin on loopback, and ADS over gRPC to the
 control plane (spec.xds.address) for listeners, clusters, routes, endpoints and
 secrets. The result passes go-control-plane's ValidateAll(), including every
-typed config inside it.`,
+typed config inside it.
+
+With --grpc, write instead the gRPC-Go xDS bootstrap (JSON) of a proxyless
+workload: the control plane as xDS server, the server listener name template,
+and a file_watcher certificate provider over the workload's SVID files.`,
 		Example: `  meshguard bootstrap --mesh examples/quickstart/mesh.yaml --workload orders-0 > orders-0.yaml
-  envoy -c orders-0.yaml`,
+  envoy -c orders-0.yaml
+
+  meshguard bootstrap --mesh mesh.yaml --workload frontend-0 --grpc \
+    --cert svid/cert.pem --key svid/key.pem --ca svid/bundle.pem > bootstrap.json
+  GRPC_XDS_BOOTSTRAP=bootstrap.json ./frontend`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := loadMesh(mesh)
 			if err != nil {
 				return err
 			}
-			b, err := bootstrap.Envoy(m, workload)
-			if err != nil {
-				return err
-			}
-			y, err := toYAML(b)
-			if err != nil {
-				return err
+			var y []byte
+			if grpcFlavour {
+				if y, err = bootstrap.GRPC(m, workload, files); err != nil {
+					return err
+				}
+				y = append(y, '\n')
+			} else {
+				b, err := bootstrap.Envoy(m, workload)
+				if err != nil {
+					return err
+				}
+				if y, err = toYAML(b); err != nil {
+					return err
+				}
 			}
 			if out == "" || out == "-" {
 				_, err = cmd.OutOrStdout().Write(y)
@@ -100,6 +117,10 @@ typed config inside it.`,
 	cmd.Flags().StringVar(&mesh, "mesh", "", "mesh file")
 	cmd.Flags().StringVar(&workload, "workload", "", "workload name (the Envoy node id)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "output file (default: standard output)")
+	cmd.Flags().BoolVar(&grpcFlavour, "grpc", false, "write the gRPC-Go xDS bootstrap of a proxyless workload")
+	cmd.Flags().StringVar(&files.Cert, "cert", "/etc/meshguard/svid/cert.pem", "with --grpc: the workload's SVID certificate file")
+	cmd.Flags().StringVar(&files.Key, "key", "/etc/meshguard/svid/key.pem", "with --grpc: its private key file")
+	cmd.Flags().StringVar(&files.CA, "ca", "/etc/meshguard/svid/bundle.pem", "with --grpc: the trust bundle file")
 	_ = cmd.MarkFlagRequired("mesh")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
@@ -120,7 +141,11 @@ Nothing is served; use it to review what a mesh edit changes.`,
 			if err != nil {
 				return err
 			}
-			res, err := translate.Workload(m, workload)
+			fn := translate.Workload
+			if _, w, ok := m.Workload(workload); ok && w.Proxyless {
+				fn = translate.Proxyless
+			}
+			res, err := fn(m, workload)
 			if err != nil {
 				return err
 			}
