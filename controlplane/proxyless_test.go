@@ -289,4 +289,3 @@ func TestProxylessNackIsBoundedAndReported(t *testing.T) {
 	e.cp.Cache.SetSnapshot("frontend-0", good)
 	eventually(t, "CDS SYNCED again", func() bool { return state(e.cp, "frontend-0", "Cluster").State == cpxds.Synced })
 }
-
