@@ -111,6 +111,7 @@ func (t *translator) proxylessCluster(d *model.Service) *clusterv3.Cluster {
 		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			CaCertificateProviderInstance: providerInstance(),
 			// gRPC-Go reads the legacy field, not match_typed_subject_alt_names.
+			//lint:ignore SA1019 deprecated in Envoy's API but the field gRPC-Go implements
 			MatchSubjectAltNames: []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: t.m.SPIFFEID(d)}}},
 		}},
 	}}

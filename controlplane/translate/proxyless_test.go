@@ -31,6 +31,7 @@ func TestProxylessResourcesAlwaysCarryTLS(t *testing.T) {
 				t.Fatalf("%s cluster %s: no TLS transport socket: %v", name, c.GetName(), err)
 			}
 			vc := tls.GetCommonTlsContext().GetValidationContext()
+			//lint:ignore SA1019 the legacy field is the one gRPC-Go reads
 			if vc.GetCaCertificateProviderInstance() == nil || len(vc.GetMatchSubjectAltNames()) != 1 {
 				t.Fatalf("%s cluster %s: server identity not pinned: %v", name, c.GetName(), vc)
 			}
