@@ -190,4 +190,3 @@ func TestPolicyValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
