@@ -87,6 +87,7 @@ type ShadowOutcome struct {
 type Authorizer struct {
 	store    *policy.Store
 	verifier *jwt.Verifier // nil without providers
+	svids    *svidVerifier // nil unless jwt_svid is configured
 	cfg      *Config
 	metrics  *Metrics
 	dlog     *decisionlog.Logger
@@ -170,12 +171,27 @@ func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Deci
 			d.Detail = "malformed SPIFFE ID: " + err.Error()
 			return c, &Outcome{Status: 403, Reason: ReasonInvalidSPIFFEID}
 		}
-		c.Workload = id
+		c.Workload, c.Peer = id, id
 	}
-	if a.verifier == nil {
+	if a.verifier == nil && a.svids == nil {
 		return c, nil
 	}
 	tok, ok := BearerToken(attrs.Headers)
+	if ok && a.svids != nil && looksLikeJWTSVID(tok) {
+		id, err := a.svids.verify(tok)
+		if err != nil {
+			d.JWTError = &jwt.Error{Reason: jwt.ReasonBadSignature, Provider: "spiffe", Err: err}
+			d.Detail = "JWT-SVID refused"
+			return c, &Outcome{Status: 401, Reason: ReasonInvalidToken}
+		}
+		c.Workload = id
+		return c, nil
+	}
+	if a.verifier == nil {
+		// No end-user JWT providers: the mesh does not authenticate users;
+		// the token is the application's business.
+		return c, nil
+	}
 	if !ok {
 		if a.cfg.JWT.Required {
 			return c, &Outcome{Status: 401, Reason: ReasonNoToken}

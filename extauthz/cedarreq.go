@@ -30,8 +30,11 @@ var AnonymousUID = cedar.NewEntityUID(TypeAnonymous, "anonymous")
 type Caller struct {
 	// User is the verified end-user token, if any.
 	User *jwt.Identity
-	// Workload is the calling workload's SPIFFE ID from mTLS, if any.
+	// Workload is the calling workload's SPIFFE ID: from a verified JWT-SVID,
+	// else from the mTLS peer certificate.
 	Workload spiffeid.ID
+	// Peer is the mTLS peer's SPIFFE ID (context.source), whatever the principal.
+	Peer spiffeid.ID
 }
 
 // Principal is User, else Workload, else Anonymous.
@@ -135,9 +138,9 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 		ip := ap.Addr().Unmap()
 		source["ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
 	}
-	if !c.Workload.IsZero() {
-		source["spiffe_id"] = cedar.String(c.Workload.String())
-		source["trust_domain"] = cedar.String(c.Workload.TrustDomain().Name())
+	if !c.Peer.IsZero() {
+		source["spiffe_id"] = cedar.String(c.Peer.String())
+		source["trust_domain"] = cedar.String(c.Peer.TrustDomain().Name())
 	}
 	ctx := cedar.RecordMap{
 		"request": cedar.NewRecord(request),

@@ -29,13 +29,17 @@ type Config struct {
 	DecisionTimeout time.Duration `yaml:"decision_timeout"`
 	MaxRequestBytes int           `yaml:"max_request_bytes"`
 	// RequestHeaders are copied into context.request.headers for policies.
-	RequestHeaders []string          `yaml:"request_headers"`
-	JWT            JWTConfig         `yaml:"jwt"`
-	Response       ResponseConfig    `yaml:"response"`
-	DecisionLog    DecisionLogConfig `yaml:"decision_log"`
-	Tracing        TracingConfig     `yaml:"tracing"`
-	LogLevel       string            `yaml:"log_level"`
-	LogFormat      string            `yaml:"log_format"`
+	RequestHeaders []string  `yaml:"request_headers"`
+	JWT            JWTConfig `yaml:"jwt"`
+	// JWTSVID accepts workload JWT-SVIDs as bearer tokens (optional).
+	JWTSVID *JWTSVIDConfig `yaml:"jwt_svid"`
+	// TLS serves the gRPC and HTTP listeners over mTLS with SPIFFE authorization (optional).
+	TLS         *TLSConfig        `yaml:"tls"`
+	Response    ResponseConfig    `yaml:"response"`
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	Tracing     TracingConfig     `yaml:"tracing"`
+	LogLevel    string            `yaml:"log_level"`
+	LogFormat   string            `yaml:"log_format"`
 }
 
 // JWTConfig configures end-user token verification.
@@ -113,6 +117,14 @@ func (c *Config) resolvePaths(base string) {
 	c.DecisionLog.Path = abs(c.DecisionLog.Path)
 	for i := range c.JWT.Providers {
 		c.JWT.Providers[i].JWKSFile = abs(c.JWT.Providers[i].JWKSFile)
+	}
+	if c.TLS != nil {
+		c.TLS.CertFile, c.TLS.KeyFile, c.TLS.BundleFile = abs(c.TLS.CertFile), abs(c.TLS.KeyFile), abs(c.TLS.BundleFile)
+	}
+	if c.JWTSVID != nil {
+		for td, p := range c.JWTSVID.Bundles {
+			c.JWTSVID.Bundles[td] = abs(p)
+		}
 	}
 }
 
@@ -245,6 +257,16 @@ func (c *Config) Validate() error {
 	for i, p := range c.JWT.Providers {
 		if err := p.Validate(); err != nil {
 			add(fmt.Sprintf("jwt.providers[%d]", i), err)
+		}
+	}
+	if c.TLS != nil {
+		if err := c.TLS.Validate(); err != nil {
+			add("tls", err)
+		}
+	}
+	if c.JWTSVID != nil {
+		if err := c.JWTSVID.Validate(); err != nil {
+			add("jwt_svid", err)
 		}
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -27,6 +29,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/filewatch"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
@@ -53,6 +56,9 @@ type Server struct {
 	grpcLis, httpLis, adminLis net.Listener
 	cancel                     context.CancelFunc
 	wg                         sync.WaitGroup
+
+	tlsConf *tls.Config // nil: plaintext listeners
+	closers []func()
 }
 
 // NewServer builds the server from cfg: loads policies (an error is logged
@@ -93,6 +99,22 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 	s.tr = &tracing{tracer: tp.Tracer("github.com/meshguard/meshguard/extauthz"), enabled: enabled,
 		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	s.Authz = NewAuthorizer(cfg, s.store, s.verifier, m, s.dlog, log)
+	if cfg.JWTSVID != nil {
+		sv, err := newSVIDVerifier(ctx, cfg.JWTSVID, cfg.JWT.MaxTokenBytes)
+		if err != nil {
+			return nil, err
+		}
+		s.Authz.svids = sv
+		s.closers = append(s.closers, sv.close)
+	}
+	if cfg.TLS != nil {
+		src, closeSrc, err := cfg.TLS.source(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.closers = append(s.closers, closeSrc)
+		s.tlsConf = identity.ServerTLS(src, src, cfg.TLS.Policy)
+	}
 	return s, nil
 }
 
@@ -151,7 +173,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 
-	s.grpc = grpc.NewServer(GRPCServerOptions(s.cfg.MaxRequestBytes)...)
+	opts := GRPCServerOptions(s.cfg.MaxRequestBytes)
+	if s.tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tlsConf)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(s.grpc, &checkService{a: s.Authz, tr: s.tr})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -167,7 +193,11 @@ func (s *Server) Start(ctx context.Context) error {
 			ReadHeaderTimeout: 5 * time.Second,
 			MaxHeaderBytes:    s.cfg.MaxRequestBytes,
 		}
-		s.goServe("http", func() error { return s.http.Serve(s.httpLis) })
+		lis := s.httpLis
+		if s.tlsConf != nil {
+			lis = tls.NewListener(lis, s.tlsConf)
+		}
+		s.goServe("http", func() error { return s.http.Serve(lis) })
 	}
 
 	if s.verifier != nil {
@@ -282,6 +312,9 @@ func (s *Server) Stop(ctx context.Context) {
 		_ = s.dlogFile.Close()
 	}
 	_ = s.traceOff(ctx)
+	for _, c := range s.closers {
+		c()
+	}
 }
 
 // Run starts the server and blocks until ctx is done, then stops it.
