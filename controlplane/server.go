@@ -18,12 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/filewatch"
 )
 
@@ -37,6 +40,9 @@ type Config struct {
 	// MaxConnectionAge makes proxies reconnect periodically, spreading load
 	// after control plane restarts or scale-out.
 	MaxConnectionAge time.Duration
+	// TLS serves ADS over mTLS. Then a node's secrets are served only to a
+	// stream whose peer SPIFFE ID is that node's workload identity.
+	TLS *identity.TLSConfig
 }
 
 // Server is a running control plane.
@@ -56,6 +62,7 @@ type Server struct {
 	lastErr         error
 	lastErrMu       sync.Mutex
 	secretsAllowedF func(context.Context, string) bool
+	closers         []func()
 }
 
 // New loads the mesh and prepares the server (nothing listens yet).
@@ -75,6 +82,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.secretsAllowedF = loopbackOnly
 	if err := s.Builder.LoadFile(cfg.MeshPath); err != nil {
 		return nil, err
+	}
+	if cfg.TLS != nil {
+		s.secretsAllowedF = s.peerIsNode
 	}
 	if s.cfg.Listen == "" {
 		s.cfg.Listen = s.Builder.Mesh().Spec.XDS.Address
@@ -99,6 +109,29 @@ func loopbackOnly(ctx context.Context, _ string) bool {
 	return false
 }
 
+// peerIsNode binds secrets to identity over mTLS: the peer certificate's
+// SPIFFE ID must be the SPIFFE ID the mesh gives the node's workload.
+func (s *Server) peerIsNode(ctx context.Context, node string) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return false
+	}
+	id, err := x509svid.IDFromCert(info.State.PeerCertificates[0])
+	if err != nil {
+		return false
+	}
+	m := s.Builder.Mesh()
+	if m == nil {
+		return false
+	}
+	svc, _, ok := m.Workload(node)
+	return ok && m.SPIFFEID(svc) == id.String()
+}
+
 // Start listens and serves.
 func (s *Server) Start(ctx context.Context) error {
 	var err error
@@ -112,13 +145,23 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.grpc = grpc.NewServer(
+	var creds []grpc.ServerOption
+	if s.cfg.TLS != nil {
+		src, closeSrc, err := s.cfg.TLS.Open(ctx)
+		if err != nil {
+			s.lis.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		s.closers = append(s.closers, closeSrc)
+		creds = append(creds, grpc.Creds(credentials.NewTLS(identity.ServerTLS(src, src, s.cfg.TLS.Policy))))
+	}
+	s.grpc = grpc.NewServer(append(creds,
 		grpc.MaxConcurrentStreams(1<<16),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time: 30 * time.Second, Timeout: 10 * time.Second,
 			MaxConnectionAge: s.cfg.MaxConnectionAge, MaxConnectionAgeGrace: time.Minute,
-		}),
+		}))...,
 	)
 	srv := serverv3.NewServer(ctx, s.Cache, &callbacks{tracker: s.Tracker, log: s.log, secretsAllowed: s.secretsAllowedF})
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
@@ -258,6 +301,9 @@ func (s *Server) Stop(ctx context.Context) {
 		_ = s.admin.Shutdown(ctx)
 	}
 	s.wg.Wait()
+	for _, c := range s.closers {
+		c()
+	}
 }
 
 // Run starts and blocks until ctx ends.

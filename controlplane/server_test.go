@@ -18,10 +18,14 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	sotwclient "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/identity/devca"
 )
 
 // testMesh copies the quickstart mesh and policies into a temp dir.
@@ -380,5 +384,58 @@ func TestSecretsRefusedOnUnboundStreams(t *testing.T) {
 	}
 	if loopbackOnly(context.Background(), "x") {
 		t.Fatal("a context without a peer was trusted")
+	}
+}
+
+func TestMTLSBindsSecretsToTheNodeIdentity(t *testing.T) {
+	mesh := testMesh(t)
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	td := spiffeid.RequireTrustDomainFromString("meshguard.local")
+	ca, err := devca.LoadOrCreate(caDir, td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpSVID, _ := ca.Issue(spiffeid.RequireFromString("spiffe://meshguard.local/meshguard/controlplane"), time.Hour)
+	for name, data := range map[string][]byte{"cert.pem": cpSVID.CertPEM, "key.pem": cpSVID.KeyPEM, "bundle.pem": ca.BundlePEM()} {
+		write(t, filepath.Join(dir, name), string(data))
+	}
+	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", CADir: caDir, TLS: &identity.TLSConfig{
+		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem"), BundleFile: filepath.Join(dir, "bundle.pem"),
+		Policy: identity.Policy{TrustDomains: []string{"meshguard.local"}},
+	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+
+	fetchSecrets := func(as string) error {
+		src, err := identity.NewDevCASource(ca, spiffeid.RequireFromString(as), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsConf := identity.ClientTLS(src, src, identity.Policy{IDs: []string{"spiffe://meshguard.local/meshguard/controlplane"}})
+		conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := sotwclient.NewADSClient(ctx, &corev3.Node{Id: "orders-0", Cluster: "orders"}, xds.SecretType)
+		if err := c.InitConnect(conn); err != nil {
+			return err
+		}
+		_, err = c.Fetch()
+		return err
+	}
+	if err := fetchSecrets("spiffe://meshguard.local/ns/demo/sa/orders"); err != nil {
+		t.Fatalf("orders' own identity could not fetch orders-0's secrets: %v", err)
+	}
+	if err := fetchSecrets("spiffe://meshguard.local/ns/demo/sa/payments"); err == nil {
+		t.Fatal("payments' identity received orders-0's private key")
 	}
 }

@@ -108,7 +108,7 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 		s.closers = append(s.closers, sv.close)
 	}
 	if cfg.TLS != nil {
-		src, closeSrc, err := cfg.TLS.source(ctx)
+		src, closeSrc, err := cfg.TLS.Open(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}

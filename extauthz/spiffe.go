@@ -18,44 +18,7 @@ import (
 
 // TLSConfig puts the authorizer's gRPC and HTTP listeners behind mTLS with
 // SPIFFE authorization (the Envoy → authz hop).
-type TLSConfig struct {
-	// WorkloadAPI is the SPIFFE Workload API address (a SPIRE agent), e.g.
-	// unix:///run/spire/sockets/agent.sock. Or the three files below.
-	WorkloadAPI string `yaml:"workload_api"`
-	CertFile    string `yaml:"cert_file"`
-	KeyFile     string `yaml:"key_file"`
-	BundleFile  string `yaml:"bundle_file"`
-	// Which clients may connect (normally the sidecars' IDs or trust domain).
-	identity.Policy `yaml:",inline"`
-}
-
-// Validate checks the TLS section.
-func (c *TLSConfig) Validate() error {
-	files := c.CertFile != "" || c.KeyFile != "" || c.BundleFile != ""
-	switch {
-	case c.WorkloadAPI != "" && files:
-		return errors.New("set workload_api or cert_file/key_file/bundle_file, not both")
-	case c.WorkloadAPI == "" && (c.CertFile == "" || c.KeyFile == "" || c.BundleFile == ""):
-		return errors.New("workload_api, or all of cert_file, key_file and bundle_file, are required")
-	}
-	return c.Policy.Validate()
-}
-
-// source opens the configured SVID source; close releases it.
-func (c *TLSConfig) source(ctx context.Context) (identity.Source, func(), error) {
-	if c.WorkloadAPI != "" {
-		s, err := identity.WorkloadAPI(ctx, c.WorkloadAPI)
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, func() { _ = s.Close() }, nil
-	}
-	s, err := identity.NewFileSource(c.CertFile, c.KeyFile, c.BundleFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, func() {}, nil
-}
+type TLSConfig = identity.TLSConfig
 
 // JWTSVIDConfig accepts workload JWT-SVIDs as bearer tokens: the principal is
 // Workload::"<SPIFFE ID>". A bearer token whose sub is a spiffe:// ID is

@@ -19,12 +19,14 @@ import (
 	"github.com/meshguard/meshguard/controlplane/bootstrap"
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlplane.Config
 	var logLevel string
+	var tlsConf identity.TLSConfig
 	cmd := &cobra.Command{
 		Use:   "controlplane --mesh FILE",
 		Short: "Run the xDS control plane (ADS, SotW and Delta, SDS included)",
@@ -35,7 +37,9 @@ workload (node id = workload name) and served over one gRPC port: SotW and
 incremental ADS, with SDS secrets (SVIDs from the embedded dev CA) on the same
 stream. Types are versioned by content, so unchanged config is never re-pushed;
 a proxy that rejects (NACKs) a version keeps its last good config and is not
-sent that version again. Edits to the mesh file are applied on save; a bad edit
+sent that version again. With --tls-* or --workload-api, ADS is served over
+mTLS and a node's private key only to the peer whose SPIFFE ID is the node's
+(otherwise: only to loopback peers, the embedded default). Edits to the mesh file are applied on save; a bad edit
 keeps the last good mesh and is reported on the admin listener.
 
 Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, /readyz.`,
@@ -46,6 +50,12 @@ Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, 
 			log, err := telemetry.NewLogger(os.Stderr, logLevel, "text")
 			if err != nil {
 				return err
+			}
+			if tlsConf.WorkloadAPI != "" || tlsConf.CertFile != "" {
+				if err := tlsConf.Validate(); err != nil {
+					return fmt.Errorf("mTLS flags: %w", err)
+				}
+				cfg.TLS = &tlsConf
 			}
 			s, err := controlplane.New(cfg, log)
 			if err != nil {
@@ -60,6 +70,12 @@ Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, 
 	cmd.Flags().StringVar(&cfg.CADir, "ca-dir", "", "dev CA directory (default: .meshguard/ca beside the mesh file)")
 	cmd.Flags().DurationVar(&cfg.SVIDTTL, "svid-ttl", time.Hour, "lifetime of issued SVIDs (rotated at half-life)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&tlsConf.WorkloadAPI, "workload-api", "", "serve ADS over mTLS with the SVID from this SPIFFE Workload API (unix:///…)")
+	cmd.Flags().StringVar(&tlsConf.CertFile, "tls-cert", "", "serve ADS over mTLS with this SVID certificate (with --tls-key, --tls-bundle)")
+	cmd.Flags().StringVar(&tlsConf.KeyFile, "tls-key", "", "SVID private key")
+	cmd.Flags().StringVar(&tlsConf.BundleFile, "tls-bundle", "", "trust bundle")
+	cmd.Flags().StringSliceVar(&tlsConf.TrustDomains, "allowed-trust-domain", nil, "with mTLS: trust domains whose workloads may connect")
+	cmd.Flags().StringSliceVar(&tlsConf.IDs, "allowed-id", nil, "with mTLS: SPIFFE IDs that may connect")
 	_ = cmd.MarkFlagRequired("mesh")
 	return cmd
 }
