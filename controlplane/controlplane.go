@@ -5,11 +5,13 @@ package controlplane
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,12 +19,14 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
 )
 
@@ -38,6 +42,7 @@ type Builder struct {
 	mu    sync.Mutex
 	mesh  *model.Mesh
 	ca    *devca.CA
+	fed   *identity.Bundles // federated trust domains' bundles, or nil
 	svids map[string]*devca.SVID // workload → current SVID
 	nodes map[string]bool        // nodes with a snapshot
 }
@@ -92,6 +97,11 @@ func ParseMesh(path string, data []byte) (*model.Mesh, error) {
 		}
 		m.Spec.Policies = dir
 	}
+	for i, f := range m.Spec.Federation {
+		if f.BundleFile != "" && !filepath.IsAbs(f.BundleFile) {
+			m.Spec.Federation[i].BundleFile = filepath.Join(filepath.Dir(path), f.BundleFile)
+		}
+	}
 	return m, nil
 }
 
@@ -110,11 +120,22 @@ func (b *Builder) Apply(m *model.Mesh) error {
 			return fmt.Errorf("dev CA: %w", err)
 		}
 	}
-	snaps, svids, err := b.build(m, ca)
+	fed := b.fed
+	if len(m.Spec.Federation) == 0 {
+		fed = nil
+	} else if b.mesh == nil || !reflect.DeepEqual(b.mesh.Spec.Federation, m.Spec.Federation) {
+		if fed, err = identity.NewBundles(m.Spec.Federation, nil, b.log); err != nil {
+			return err
+		}
+	}
+	if fed != nil && ca != nil {
+		fed.SetTrusted(x509bundle.FromX509Authorities(td, []*x509.Certificate{ca.Certificate()}))
+	}
+	snaps, svids, err := b.build(m, ca, fed)
 	if err != nil {
 		return err
 	}
-	b.mesh, b.ca, b.svids = m, ca, svids
+	b.mesh, b.ca, b.svids, b.fed = m, ca, svids, fed
 	for node, snap := range snaps {
 		b.cache.SetSnapshot(node, snap)
 	}
@@ -131,7 +152,7 @@ func (b *Builder) Apply(m *model.Mesh) error {
 	return nil
 }
 
-func (b *Builder) build(m *model.Mesh, ca *devca.CA) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
+func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
 	in := xds.NewInterner()
 	memo := translate.NewMemo()
 	type job struct {
@@ -146,8 +167,21 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA) (map[string]xds.Snapshot, m
 	}
 	var bundle *tlsv3.Secret
 	if ca != nil {
+		domains := []domainBundle{{m.Spec.TrustDomain, ca.BundlePEM()}}
+		name := translate.SecretBundle
+		if fed != nil {
+			name = translate.SecretAll
+			for _, td := range fed.TrustDomains() {
+				xb, err := fed.GetX509BundleForTrustDomain(td)
+				if err != nil {
+					b.log.Warn("federated bundle not available yet; ALL omits it", "trust_domain", td.Name(), "err", err)
+					continue
+				}
+				domains = append(domains, domainBundle{td.Name(), pemCerts(xb.X509Authorities())})
+			}
+		}
 		var err error
-		if bundle, err = bundleSecret(m.Spec.TrustDomain, ca.BundlePEM()); err != nil {
+		if bundle, err = bundleSecret(name, domains); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -212,7 +246,7 @@ func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *
 	if err != nil {
 		return nil, nil, err
 	}
-	ts, err := in.TypeSet(xds.SecretType, []xds.Named{{Name: translate.SecretSVID, Msg: svidSecret(svid)}, {Name: translate.SecretBundle, Msg: bundle}})
+	ts, err := in.TypeSet(xds.SecretType, []xds.Named{{Name: translate.SecretSVID, Msg: svidSecret(svid)}, {Name: bundle.GetName(), Msg: bundle}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,11 +267,18 @@ func (b *Builder) svidFor(ca *devca.CA, id, workload string) (*devca.SVID, error
 	return ca.Issue(sid, b.ttl)
 }
 
-// Rotate re-issues SVIDs past half-life and republishes; call it periodically.
-func (b *Builder) Rotate() error {
+// Rotate refreshes federated bundles, re-issues SVIDs past half-life and
+// republishes (only what changed is pushed); call it periodically.
+func (b *Builder) Rotate(ctx context.Context) error {
 	m := b.Mesh()
 	if m == nil {
 		return nil
+	}
+	b.mu.Lock()
+	fed := b.fed
+	b.mu.Unlock()
+	if fed != nil {
+		_ = fed.Refresh(ctx) // failures are logged; last good bundles stay
 	}
 	return b.Apply(m)
 }
@@ -285,7 +326,7 @@ func (b *Builder) RunRotation(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := b.Rotate(); err != nil {
+			if err := b.Rotate(ctx); err != nil {
 				b.log.Error("SVID rotation failed", "err", err)
 			}
 		}

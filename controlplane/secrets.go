@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -21,11 +24,15 @@ func svidSecret(s *devca.SVID) *tlsv3.Secret {
 // Envoy's SPIFFE certificate validator with one bundle per trust domain.
 // One concatenated trusted_ca would let any trusted CA mint any trust
 // domain's IDs; per-domain bundles do not.
-func bundleSecret(trustDomain string, bundlePEM []byte) (*tlsv3.Secret, error) {
-	cfg := &tlsv3.SPIFFECertValidatorConfig{TrustDomains: []*tlsv3.SPIFFECertValidatorConfig_TrustDomain{{
-		Name:        trustDomain,
-		TrustBundle: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: bundlePEM}},
-	}}}
+// name is ROOTCA (own trust domain) or ALL (with federated ones).
+func bundleSecret(name string, domains []domainBundle) (*tlsv3.Secret, error) {
+	cfg := &tlsv3.SPIFFECertValidatorConfig{}
+	for _, d := range domains {
+		cfg.TrustDomains = append(cfg.TrustDomains, &tlsv3.SPIFFECertValidatorConfig_TrustDomain{
+			Name:        d.name,
+			TrustBundle: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: d.pem}},
+		})
+	}
 	if err := cfg.ValidateAll(); err != nil {
 		return nil, err
 	}
@@ -33,7 +40,21 @@ func bundleSecret(trustDomain string, bundlePEM []byte) (*tlsv3.Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsv3.Secret{Name: translate.SecretBundle, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 		CustomValidatorConfig: &corev3.TypedExtensionConfig{Name: "envoy.tls.cert_validator.spiffe", TypedConfig: a},
 	}}}, nil
+}
+
+// domainBundle is one trust domain's CA certificates, PEM.
+type domainBundle struct {
+	name string
+	pem  []byte
+}
+
+func pemCerts(certs []*x509.Certificate) []byte {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
 }

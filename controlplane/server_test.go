@@ -439,3 +439,37 @@ func TestMTLSBindsSecretsToTheNodeIdentity(t *testing.T) {
 		t.Fatal("payments' identity received orders-0's private key")
 	}
 }
+
+func TestFederatedBundlesReachALL(t *testing.T) {
+	mesh := testMesh(t)
+	partner, err := devca.New(spiffeid.RequireTrustDomainFromString("partner.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(filepath.Dir(mesh), "partner.pem"), string(partner.BundlePEM()))
+	edit(t, mesh, "  services:\n", "  federation:\n    - {trustDomain: partner.test, bundleFile: partner.pem}\n  services:\n")
+	edit(t, mesh, "      calls: [payments]\n", "      calls: [payments]\n      externalCallers: [spiffe://partner.test/ns/billing/sa/exporter]\n")
+	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := s.Cache.Snapshot("orders-0")[xds.SecretType]
+	if ts == nil || ts.Resources["ALL"] == nil || ts.Resources["ROOTCA"] != nil {
+		t.Fatalf("secrets = %v, want default and ALL", ts.Names())
+	}
+	var sec tlsv3.Secret
+	if err := ts.Resources["ALL"].Any.UnmarshalTo(&sec); err != nil {
+		t.Fatal(err)
+	}
+	var v tlsv3.SPIFFECertValidatorConfig
+	if err := sec.GetValidationContext().GetCustomValidatorConfig().GetTypedConfig().UnmarshalTo(&v); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range v.GetTrustDomains() {
+		names = append(names, d.GetName())
+	}
+	if strings.Join(names, ",") != "meshguard.local,partner.test" {
+		t.Fatalf("ALL trust domains = %v", names)
+	}
+}

@@ -9,6 +9,8 @@ package model
 
 import (
 	"time"
+
+	"github.com/meshguard/meshguard/identity"
 )
 
 // APIVersion and Kind identify a mesh document.
@@ -42,6 +44,10 @@ type Spec struct {
 	XDS      XDS          `yaml:"xds"`
 	Services []Service    `yaml:"services"`
 	Filters  []WasmFilter `yaml:"filters"`
+	// Federation lists other trust domains whose workloads may be trusted,
+	// and where their bundles come from. Sidecars then validate peers
+	// against "ALL" (own and federated bundles) instead of "ROOTCA".
+	Federation []identity.Federated `yaml:"federation"`
 }
 
 // Authz locates meshguard's ext_authz server.
@@ -88,6 +94,9 @@ type Service struct {
 	Routes []Route `yaml:"routes"`
 	// Calls lists the services this service's workloads may call.
 	Calls []string `yaml:"calls"`
+	// ExternalCallers are SPIFFE IDs outside the mesh (e.g. of a federated
+	// trust domain) also allowed to call this service.
+	ExternalCallers []string `yaml:"externalCallers"`
 	// IngressPort, when set, adds a plaintext listener on the workload address
 	// for traffic entering the mesh (edge services); ext_authz still applies.
 	IngressPort uint32 `yaml:"ingressPort"`

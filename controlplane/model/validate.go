@@ -176,6 +176,16 @@ func (m *Mesh) validate(sets func(string) bool) []FieldError {
 	}
 	checkHostPort(v, "spec.xds.address", s.XDS.Address, true)
 
+	federated := map[string]bool{}
+	for i, f := range s.Federation {
+		if err := f.Validate(); err != nil {
+			v.add(fmt.Sprintf("spec.federation[%d]", i), "%v", err)
+		}
+		if f.TrustDomain == s.TrustDomain {
+			v.add(fmt.Sprintf("spec.federation[%d].trustDomain", i), "the mesh's own trust domain cannot be federated")
+		}
+		federated[f.TrustDomain] = true
+	}
 	filters := map[string]bool{}
 	for i, f := range s.Filters {
 		p := fmt.Sprintf("spec.filters[%d]", i)
@@ -243,6 +253,15 @@ func (m *Mesh) validate(sets func(string) bool) []FieldError {
 		for j, c := range svc.Calls {
 			if _, ok := services[c]; !ok {
 				v.add(fmt.Sprintf("%s.calls[%d]", p, j), "no service %q", c)
+			}
+		}
+		for j, c := range svc.ExternalCallers {
+			id, err := spiffeid.FromString(c)
+			switch {
+			case err != nil:
+				v.add(fmt.Sprintf("%s.externalCallers[%d]", p, j), "%q is not a SPIFFE ID: %v", c, err)
+			case id.TrustDomain().Name() != s.TrustDomain && !federated[id.TrustDomain().Name()]:
+				v.add(fmt.Sprintf("%s.externalCallers[%d]", p, j), "trust domain %q is neither the mesh's nor federated", id.TrustDomain().Name())
 			}
 		}
 		for j, f := range svc.Filters {

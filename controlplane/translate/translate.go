@@ -37,6 +37,7 @@ const (
 	AuthzCluster    = "meshguard-authz"
 	SecretSVID      = "default"
 	SecretBundle    = "ROOTCA"
+	SecretAll       = "ALL" // own and federated bundles
 	// SPIREAgentCluster is the bootstrap's static cluster to the SPIRE agent's SDS socket.
 	SPIREAgentCluster = "spire_agent"
 
@@ -106,7 +107,7 @@ type translator struct {
 func (t *translator) translate() *Resources {
 	r := &Resources{}
 	callers := t.m.Callers(t.svc.Name)
-	if len(callers) > 0 {
+	if len(callers) > 0 || len(t.svc.ExternalCallers) > 0 {
 		r.Listeners = append(r.Listeners, t.inboundListener(callers))
 	}
 	if t.svc.IngressPort != 0 {
@@ -131,9 +132,9 @@ func (t *translator) translate() *Resources {
 		r.Endpoints = append(r.Endpoints, memoize(t, "eds|"+dep, func() *endpointv3.ClusterLoadAssignment { return t.endpoints(d) }))
 		r.rdsRefs = append(r.rdsRefs, Outbound(dep))
 	}
-	if t.m.Spec.Identity.Provider == model.ProviderMeshguard && (len(callers) > 0 || len(t.svc.Calls) > 0) {
-		r.Secrets = []string{SecretSVID, SecretBundle}
-		r.sdsRefs = []string{SecretSVID, SecretBundle}
+	if t.m.Spec.Identity.Provider == model.ProviderMeshguard && (len(r.Listeners) > 0 && len(callers)+len(t.svc.ExternalCallers) > 0 || len(t.svc.Calls) > 0) {
+		r.Secrets = []string{SecretSVID, t.bundleSecret()}
+		r.sdsRefs = []string{SecretSVID, t.bundleSecret()}
 	}
 	return r
 }
@@ -183,6 +184,15 @@ func spiffeSANs(ids []string) []*tlsv3.SubjectAltNameMatcher {
 	return out
 }
 
+// bundleSecret is the validation secret: ALL when the mesh federates with
+// other trust domains, ROOTCA otherwise.
+func (t *translator) bundleSecret() string {
+	if len(t.m.Spec.Federation) > 0 {
+		return SecretAll
+	}
+	return SecretBundle
+}
+
 func (t *translator) commonTLS(peers []string, alpn []string) *tlsv3.CommonTlsContext {
 	return &tlsv3.CommonTlsContext{
 		AlpnProtocols:                  alpn,
@@ -190,17 +200,18 @@ func (t *translator) commonTLS(peers []string, alpn []string) *tlsv3.CommonTlsCo
 		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: spiffeSANs(peers)},
-				ValidationContextSdsSecretConfig: t.sdsSecret(SecretBundle),
+				ValidationContextSdsSecretConfig: t.sdsSecret(t.bundleSecret()),
 			},
 		},
 	}
 }
 
 func (t *translator) inboundListener(callers []*model.Service) *listenerv3.Listener {
-	ids := make([]string, len(callers))
-	for i, c := range callers {
-		ids[i] = t.m.SPIFFEID(c)
+	ids := make([]string, 0, len(callers)+len(t.svc.ExternalCallers))
+	for _, c := range callers {
+		ids = append(ids, t.m.SPIFFEID(c))
 	}
+	ids = append(ids, t.svc.ExternalCallers...)
 	slices.Sort(ids)
 	tls := &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
