@@ -42,7 +42,7 @@ type Builder struct {
 	mu    sync.Mutex
 	mesh  *model.Mesh
 	ca    *devca.CA
-	fed   *identity.Bundles // federated trust domains' bundles, or nil
+	fed   *identity.Bundles      // federated trust domains' bundles, or nil
 	svids map[string]*devca.SVID // workload → current SVID
 	nodes map[string]bool        // nodes with a snapshot
 }
