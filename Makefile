@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/meshguard/meshguard/internal/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire
 
 all: build
 
@@ -16,9 +16,14 @@ build:
 run: build
 	./$(BIN) authz --config examples/quickstart/authz.yaml
 
-## test: formatting, vet and every test with the race detector
-test: fmt-check vet
+## test: formatting, vet and every test with the race detector.
+## The identity tests run a real SPIRE server and agent: built once per machine
+## into ~/.cache/meshguard (4-9 minutes the first time).
+test: fmt-check vet spire
 	$(GO) test -race -count=1 ./...
+
+spire:
+	bash tools/spire/build.sh
 
 test-short:
 	$(GO) test -count=1 ./...
