@@ -5,12 +5,21 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/meshguard/meshguard/internal/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/meshguard
+
+## wasm: the proxy-wasm filters, built with stock Go into dist/*.wasm
+WASM_FILTERS := headers ratelimit validate
+wasm:
+	@mkdir -p dist
+	@for f in $(WASM_FILTERS); do \
+		echo "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o dist/$$f.wasm ./wasm/cmd/$$f"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o dist/$$f.wasm ./wasm/cmd/$$f || exit 1; \
+	done
 
 ## run: the authorizer on the quickstart's embedded defaults
 run: build
@@ -19,8 +28,9 @@ run: build
 ## test: formatting, vet and every test with the race detector.
 ## The identity tests run a real SPIRE server and agent: built once per machine
 ## into ~/.cache/meshguard (4-9 minutes the first time).
-test: fmt-check vet spire
-	$(GO) test -race -count=1 ./...
+test: fmt-check vet spire wasm
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
+	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 
 spire:
 	bash tools/spire/build.sh

@@ -1,0 +1,156 @@
+// Package abi is a thin proxy-wasm ABI v0.2.1 layer for stock Go
+// (GOOS=wasip1 GOARCH=wasm, -buildmode=c-shared). Filter logic is written
+// against the Host interface and the Plugin/HTTPContext callbacks, so it is
+// unit-tested natively with a fake host; the wasip1 glue (exports_wasip1.go)
+// maps the ABI's imports and exports onto them.
+//
+// The only Go SDK for proxy-wasm (tetratelabs/proxy-wasm-go-sdk) needs
+// TinyGo, which is not available here; stock Go ≥ 1.24 builds real filters
+// with //go:wasmimport and //go:wasmexport. Filters must not use Go timers:
+// older Envoys do not service WASI poll_oneoff, which the runtime's timers
+// need; periodic work uses proxy_on_tick.
+package abi
+
+import "errors"
+
+// MapType selects a header map (proxy-wasm ABI values).
+type MapType uint32
+
+// Header maps.
+const (
+	RequestHeaders   MapType = 0
+	RequestTrailers  MapType = 1
+	ResponseHeaders  MapType = 2
+	ResponseTrailers MapType = 3
+)
+
+// Action tells the host whether to continue the stream.
+type Action uint32
+
+// Actions.
+const (
+	Continue Action = 0
+	Pause    Action = 1
+)
+
+// LogLevel is the host log level.
+type LogLevel uint32
+
+// Log levels.
+const (
+	LogTrace LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+	LogCritical
+)
+
+// Status is a proxy-wasm host call result.
+type Status uint32
+
+// Statuses used here.
+const (
+	StatusOK          Status = 0
+	StatusNotFound    Status = 1
+	StatusCasMismatch Status = 8
+)
+
+// ErrCASMismatch reports that shared data changed since it was read.
+var ErrCASMismatch = errors.New("shared data changed (CAS mismatch)")
+
+// Header is one header pair.
+type Header struct{ Name, Value string }
+
+// Host is what a filter may ask of the proxy.
+type Host interface {
+	Headers(m MapType) []Header
+	Header(m MapType, name string) (string, bool)
+	SetHeader(m MapType, name, value string)
+	AddHeader(m MapType, name, value string)
+	RemoveHeader(m MapType, name string)
+	// SendLocalResponse ends the stream with a response from the filter.
+	SendLocalResponse(status uint32, body string, headers []Header)
+	// SharedData reads a VM-wide value and its CAS token (ok false: absent).
+	SharedData(key string) (value []byte, cas uint32, ok bool)
+	// SetSharedData writes if cas still matches (0: unconditionally);
+	// ErrCASMismatch otherwise.
+	SetSharedData(key string, value []byte, cas uint32) error
+	// Property reads a host property, e.g. ("source", "address").
+	Property(path ...string) ([]byte, bool)
+	NowNanos() int64
+	Log(level LogLevel, msg string)
+	SetTickPeriod(ms uint32)
+}
+
+// Plugin is a filter's root: configuration and per-request contexts.
+type Plugin interface {
+	// Configure validates and applies the plugin configuration (JSON). An
+	// error makes the host refuse to start the plugin.
+	Configure(h Host, config []byte) error
+	NewContext(id uint32) HTTPContext
+	// Tick runs on proxy_on_tick, in every worker's VM.
+	Tick(h Host)
+}
+
+// HTTPContext handles one HTTP stream.
+type HTTPContext interface {
+	OnRequestHeaders(h Host, endOfStream bool) Action
+	OnResponseHeaders(h Host, endOfStream bool) Action
+}
+
+// EncodeHeaders serializes pairs in the ABI's map format: a u32 count, then
+// (u32 key length, u32 value length) per pair, then each key and value
+// followed by a NUL byte. Little-endian.
+func EncodeHeaders(hs []Header) []byte {
+	size := 4
+	for _, h := range hs {
+		size += 8 + len(h.Name) + 1 + len(h.Value) + 1
+	}
+	b := make([]byte, 0, size)
+	b = le32(b, uint32(len(hs)))
+	for _, h := range hs {
+		b = le32(b, uint32(len(h.Name)))
+		b = le32(b, uint32(len(h.Value)))
+	}
+	for _, h := range hs {
+		b = append(b, h.Name...)
+		b = append(b, 0)
+		b = append(b, h.Value...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// DecodeHeaders parses the map format; malformed input yields nil.
+func DecodeHeaders(b []byte) []Header {
+	if len(b) < 4 {
+		return nil
+	}
+	n := int(u32(b))
+	if n < 0 || 4+8*n > len(b) {
+		return nil
+	}
+	out := make([]Header, 0, n)
+	off := 4 + 8*n
+	for i := range n {
+		kl, vl := int(u32(b[4+8*i:])), int(u32(b[8+8*i:]))
+		if off+kl+1+vl+1 > len(b) || kl < 0 || vl < 0 {
+			return nil
+		}
+		k := string(b[off : off+kl])
+		off += kl + 1
+		v := string(b[off : off+vl])
+		off += vl + 1
+		out = append(out, Header{k, v})
+	}
+	return out
+}
+
+func le32(b []byte, v uint32) []byte {
+	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+}
+
+func u32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}

@@ -1,0 +1,274 @@
+//go:build wasip1
+
+package abi
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// Imports from the host (module "env"), proxy-wasm ABI v0.2.1.
+
+//go:wasmimport env proxy_log
+func proxyLog(level uint32, msg unsafe.Pointer, size uint32) uint32
+
+//go:wasmimport env proxy_get_buffer_bytes
+func proxyGetBufferBytes(bufType, start, maxSize uint32, retPtr, retSize unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_get_header_map_pairs
+func proxyGetHeaderMapPairs(mapType uint32, retPtr, retSize unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_get_header_map_value
+func proxyGetHeaderMapValue(mapType uint32, key unsafe.Pointer, keySize uint32, retPtr, retSize unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_add_header_map_value
+func proxyAddHeaderMapValue(mapType uint32, key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32) uint32
+
+//go:wasmimport env proxy_replace_header_map_value
+func proxyReplaceHeaderMapValue(mapType uint32, key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32) uint32
+
+//go:wasmimport env proxy_remove_header_map_value
+func proxyRemoveHeaderMapValue(mapType uint32, key unsafe.Pointer, keySize uint32) uint32
+
+//go:wasmimport env proxy_send_local_response
+func proxySendLocalResponse(status uint32, details unsafe.Pointer, detailsSize uint32, body unsafe.Pointer, bodySize uint32,
+	headers unsafe.Pointer, headersSize uint32, grpcStatus int32) uint32
+
+//go:wasmimport env proxy_get_shared_data
+func proxyGetSharedData(key unsafe.Pointer, keySize uint32, retPtr, retSize, retCas unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_set_shared_data
+func proxySetSharedData(key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32, cas uint32) uint32
+
+//go:wasmimport env proxy_get_property
+func proxyGetProperty(path unsafe.Pointer, pathSize uint32, retPtr, retSize unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_get_current_time_nanoseconds
+func proxyGetCurrentTimeNanoseconds(ret unsafe.Pointer) uint32
+
+//go:wasmimport env proxy_set_tick_period_milliseconds
+func proxySetTickPeriodMilliseconds(ms uint32) uint32
+
+// Buffer types (proxy_get_buffer_bytes).
+const (
+	bufferVMConfiguration     = 6
+	bufferPluginConfiguration = 7
+)
+
+var (
+	plugin   Plugin
+	contexts = map[uint32]HTTPContext{}
+	// allocated keeps buffers the host asked us to allocate alive (Go's GC
+	// does not move objects, so the address stays valid) until we take them.
+	allocated = map[uint32][]byte{}
+)
+
+// SetPlugin registers the filter; call it from the command's init().
+func SetPlugin(p Plugin) { plugin = p }
+
+type wasmHost struct{}
+
+var host Host = wasmHost{}
+
+func ptr(s string) unsafe.Pointer { return unsafe.Pointer(unsafe.StringData(s)) }
+
+func bptr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.SliceData(b))
+}
+
+// take copies out and releases a buffer the host allocated through us.
+func take(p, size uint32) []byte {
+	b, ok := allocated[p]
+	delete(allocated, p)
+	if !ok || int(size) > len(b) {
+		return nil
+	}
+	return b[:size:size]
+}
+
+func (wasmHost) Headers(m MapType) []Header {
+	var p, n uint32
+	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+		return nil
+	}
+	return DecodeHeaders(take(p, n))
+}
+
+func (wasmHost) Header(m MapType, name string) (string, bool) {
+	var p, n uint32
+	if proxyGetHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+		return "", false
+	}
+	return string(take(p, n)), true
+}
+
+func (wasmHost) SetHeader(m MapType, name, value string) {
+	proxyReplaceHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), ptr(value), uint32(len(value)))
+}
+
+func (wasmHost) AddHeader(m MapType, name, value string) {
+	proxyAddHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), ptr(value), uint32(len(value)))
+}
+
+func (wasmHost) RemoveHeader(m MapType, name string) {
+	proxyRemoveHeaderMapValue(uint32(m), ptr(name), uint32(len(name)))
+}
+
+func (wasmHost) SendLocalResponse(status uint32, body string, headers []Header) {
+	hb := EncodeHeaders(headers)
+	details := "meshguard_wasm"
+	proxySendLocalResponse(status, ptr(details), uint32(len(details)), ptr(body), uint32(len(body)), bptr(hb), uint32(len(hb)), -1)
+}
+
+func (wasmHost) SharedData(key string) ([]byte, uint32, bool) {
+	var p, n, cas uint32
+	if proxyGetSharedData(ptr(key), uint32(len(key)), unsafe.Pointer(&p), unsafe.Pointer(&n), unsafe.Pointer(&cas)) != 0 {
+		return nil, 0, false
+	}
+	return take(p, n), cas, true
+}
+
+func (wasmHost) SetSharedData(key string, value []byte, cas uint32) error {
+	switch s := Status(proxySetSharedData(ptr(key), uint32(len(key)), bptr(value), uint32(len(value)), cas)); s {
+	case StatusOK:
+		return nil
+	case StatusCasMismatch:
+		return ErrCASMismatch
+	default:
+		return fmt.Errorf("set shared data: status %d", s)
+	}
+}
+
+func (wasmHost) Property(path ...string) ([]byte, bool) {
+	p := strings.Join(path, "\x00")
+	var rp, n uint32
+	if proxyGetProperty(ptr(p), uint32(len(p)), unsafe.Pointer(&rp), unsafe.Pointer(&n)) != 0 {
+		return nil, false
+	}
+	return take(rp, n), true
+}
+
+func (wasmHost) NowNanos() int64 {
+	var b [8]byte
+	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&b[0]))
+	return int64(binary.LittleEndian.Uint64(b[:]))
+}
+
+func (wasmHost) Log(level LogLevel, msg string) {
+	proxyLog(uint32(level), ptr(msg), uint32(len(msg)))
+}
+
+func (wasmHost) SetTickPeriod(ms uint32) { proxySetTickPeriodMilliseconds(ms) }
+
+// Exports called by the host.
+
+//go:wasmexport proxy_abi_version_0_2_1
+func abiVersion() {}
+
+//go:wasmexport proxy_on_memory_allocate
+func onMemoryAllocate(size uint32) unsafe.Pointer {
+	b := make([]byte, max(size, 1))
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	allocated[uint32(uintptr(p))] = b
+	return p
+}
+
+//go:wasmexport proxy_on_context_create
+func onContextCreate(id, parent uint32) {
+	if parent == 0 || plugin == nil {
+		return // the root context
+	}
+	contexts[id] = plugin.NewContext(id)
+}
+
+//go:wasmexport proxy_on_vm_start
+func onVMStart(root, size uint32) uint32 { return 1 }
+
+//go:wasmexport proxy_on_configure
+func onConfigure(root, size uint32) (ok uint32) {
+	defer func() {
+		if r := recover(); r != nil {
+			host.Log(LogCritical, fmt.Sprintf("plugin configuration panicked: %v", r))
+			ok = 0
+		}
+	}()
+	if plugin == nil {
+		host.Log(LogCritical, "no plugin registered")
+		return 0
+	}
+	var cfg []byte
+	if size > 0 {
+		var p, n uint32
+		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+			host.Log(LogCritical, "cannot read plugin configuration")
+			return 0
+		}
+		cfg = take(p, n)
+	}
+	if err := plugin.Configure(host, cfg); err != nil {
+		host.Log(LogCritical, "invalid plugin configuration, refusing to start: "+err.Error())
+		return 0
+	}
+	return 1
+}
+
+// guard fails closed: a panicking filter answers 500 rather than letting
+// the request through unchecked.
+func guard(id uint32, f func(HTTPContext) Action) (a uint32) {
+	defer func() {
+		if r := recover(); r != nil {
+			host.Log(LogError, fmt.Sprintf("filter panicked: %v", r))
+			host.SendLocalResponse(500, "internal filter error\n", nil)
+			a = uint32(Pause)
+		}
+	}()
+	c, ok := contexts[id]
+	if !ok {
+		return uint32(Continue)
+	}
+	return uint32(f(c))
+}
+
+//go:wasmexport proxy_on_request_headers
+func onRequestHeaders(id, numHeaders, eos uint32) uint32 {
+	return guard(id, func(c HTTPContext) Action { return c.OnRequestHeaders(host, eos != 0) })
+}
+
+//go:wasmexport proxy_on_response_headers
+func onResponseHeaders(id, numHeaders, eos uint32) uint32 {
+	return guard(id, func(c HTTPContext) Action { return c.OnResponseHeaders(host, eos != 0) })
+}
+
+//go:wasmexport proxy_on_request_body
+func onRequestBody(id, size, eos uint32) uint32 { return uint32(Continue) }
+
+//go:wasmexport proxy_on_response_body
+func onResponseBody(id, size, eos uint32) uint32 { return uint32(Continue) }
+
+//go:wasmexport proxy_on_request_trailers
+func onRequestTrailers(id, n uint32) uint32 { return uint32(Continue) }
+
+//go:wasmexport proxy_on_response_trailers
+func onResponseTrailers(id, n uint32) uint32 { return uint32(Continue) }
+
+//go:wasmexport proxy_on_log
+func onLog(id uint32) {}
+
+//go:wasmexport proxy_on_done
+func onDone(id uint32) uint32 { return 1 }
+
+//go:wasmexport proxy_on_delete
+func onDelete(id uint32) { delete(contexts, id) }
+
+//go:wasmexport proxy_on_tick
+func onTick(root uint32) {
+	defer func() { _ = recover() }()
+	if plugin != nil {
+		plugin.Tick(host)
+	}
+}

@@ -1,0 +1,290 @@
+// Package headers is the security-headers filter: response hardening headers
+// (HSTS, CSP, frame, content-type, referrer, permissions and cross-origin
+// policies) with per-path overrides, removal of headers that leak the stack,
+// a request id when none is present, and CORS from an origin allow-list.
+package headers
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+)
+
+// Config is the filter's JSON configuration (docs/filters.md).
+type Config struct {
+	HSTS                      *HSTS          `json:"hsts"`
+	ContentSecurityPolicy     string         `json:"contentSecurityPolicy"`
+	FrameOptions              string         `json:"frameOptions"` // DENY | SAMEORIGIN
+	ContentTypeOptions        *bool          `json:"contentTypeOptions"`
+	ReferrerPolicy            string         `json:"referrerPolicy"`
+	PermissionsPolicy         string         `json:"permissionsPolicy"`
+	CrossOriginOpenerPolicy   string         `json:"crossOriginOpenerPolicy"`
+	CrossOriginEmbedderPolicy string         `json:"crossOriginEmbedderPolicy"`
+	CrossOriginResourcePolicy string         `json:"crossOriginResourcePolicy"`
+	PathOverrides             []PathOverride `json:"pathOverrides"`
+	StripHeaders              []string       `json:"stripHeaders"`
+	RequestID                 *bool          `json:"requestId"`
+	CORS                      *CORS          `json:"cors"`
+}
+
+// HSTS is Strict-Transport-Security.
+type HSTS struct {
+	MaxAge            int  `json:"maxAge"`
+	IncludeSubDomains bool `json:"includeSubDomains"`
+	Preload           bool `json:"preload"`
+}
+
+// PathOverride sets or removes (empty value) response headers for paths with a prefix.
+type PathOverride struct {
+	Prefix  string            `json:"prefix"`
+	Headers map[string]string `json:"headers"`
+}
+
+// CORS answers preflights and decorates responses for allowed origins.
+type CORS struct {
+	AllowedOrigins   []string `json:"allowedOrigins"`
+	AllowedMethods   []string `json:"allowedMethods"`
+	AllowedHeaders   []string `json:"allowedHeaders"`
+	ExposeHeaders    []string `json:"exposeHeaders"`
+	AllowCredentials bool     `json:"allowCredentials"`
+	MaxAge           int      `json:"maxAge"`
+}
+
+// Defaults applied when a key is absent.
+const (
+	defaultCSP            = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+	defaultReferrerPolicy = "strict-origin-when-cross-origin"
+	defaultFrameOptions   = "DENY"
+)
+
+// alwaysStripped leak the stack to clients.
+var alwaysStripped = []string{"server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"}
+
+// Plugin is the filter.
+type Plugin struct {
+	add       []abi.Header // headers set on every response, before overrides
+	strip     []string
+	requestID bool
+	cfg       Config
+}
+
+// New returns the filter with no configuration applied.
+func New() *Plugin { return &Plugin{} }
+
+// Parse validates a configuration.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	if len(data) == 0 {
+		return c, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("headers config: %w", err)
+	}
+	if c.HSTS != nil && (c.HSTS.MaxAge < 0 || c.HSTS.Preload && (c.HSTS.MaxAge < 31536000 || !c.HSTS.IncludeSubDomains)) {
+		return c, errors.New("headers config: hsts: preload needs maxAge ≥ 31536000 and includeSubDomains")
+	}
+	if f := strings.ToUpper(c.FrameOptions); f != "" && f != "DENY" && f != "SAMEORIGIN" {
+		return c, fmt.Errorf("headers config: frameOptions %q: want DENY or SAMEORIGIN", c.FrameOptions)
+	}
+	for _, p := range c.PathOverrides {
+		if !strings.HasPrefix(p.Prefix, "/") {
+			return c, fmt.Errorf("headers config: pathOverrides prefix %q must start with '/'", p.Prefix)
+		}
+	}
+	if c.CORS != nil {
+		for _, o := range c.CORS.AllowedOrigins {
+			if o == "*" && c.CORS.AllowCredentials {
+				return c, errors.New("headers config: cors: allowCredentials cannot be used with origin \"*\"")
+			}
+			if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") {
+				return c, fmt.Errorf("headers config: cors origin %q must be a scheme://host[:port] origin or \"*\"", o)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Configure implements abi.Plugin.
+func (p *Plugin) Configure(h abi.Host, data []byte) error {
+	c, err := Parse(data)
+	if err != nil {
+		return err
+	}
+	p.cfg = c
+	p.add = responseHeaders(c)
+	p.strip = append(slices.Clone(alwaysStripped), lower(c.StripHeaders)...)
+	p.requestID = c.RequestID == nil || *c.RequestID
+	return nil
+}
+
+func lower(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+func responseHeaders(c Config) []abi.Header {
+	var hs []abi.Header
+	if c.HSTS != nil && c.HSTS.MaxAge > 0 {
+		v := "max-age=" + strconv.Itoa(c.HSTS.MaxAge)
+		if c.HSTS.IncludeSubDomains {
+			v += "; includeSubDomains"
+		}
+		if c.HSTS.Preload {
+			v += "; preload"
+		}
+		hs = append(hs, abi.Header{Name: "strict-transport-security", Value: v})
+	}
+	csp := c.ContentSecurityPolicy
+	if csp == "" {
+		csp = defaultCSP
+	}
+	hs = append(hs, abi.Header{Name: "content-security-policy", Value: csp})
+	fo := strings.ToUpper(c.FrameOptions)
+	if fo == "" {
+		fo = defaultFrameOptions
+	}
+	hs = append(hs, abi.Header{Name: "x-frame-options", Value: fo})
+	if c.ContentTypeOptions == nil || *c.ContentTypeOptions {
+		hs = append(hs, abi.Header{Name: "x-content-type-options", Value: "nosniff"})
+	}
+	rp := c.ReferrerPolicy
+	if rp == "" {
+		rp = defaultReferrerPolicy
+	}
+	hs = append(hs, abi.Header{Name: "referrer-policy", Value: rp})
+	for _, x := range []struct{ name, v string }{
+		{"permissions-policy", c.PermissionsPolicy},
+		{"cross-origin-opener-policy", c.CrossOriginOpenerPolicy},
+		{"cross-origin-embedder-policy", c.CrossOriginEmbedderPolicy},
+		{"cross-origin-resource-policy", c.CrossOriginResourcePolicy},
+	} {
+		if x.v != "" {
+			hs = append(hs, abi.Header{Name: x.name, Value: x.v})
+		}
+	}
+	return hs
+}
+
+// Tick implements abi.Plugin (unused).
+func (p *Plugin) Tick(abi.Host) {}
+
+// NewContext implements abi.Plugin.
+func (p *Plugin) NewContext(uint32) abi.HTTPContext { return &stream{p: p} }
+
+type stream struct {
+	p      *Plugin
+	path   string
+	origin string // an allowed CORS origin of the request, or ""
+}
+
+func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
+	s.path, _ = h.Header(abi.RequestHeaders, ":path")
+	if s.p.requestID {
+		if v, ok := h.Header(abi.RequestHeaders, "x-request-id"); !ok || v == "" {
+			h.SetHeader(abi.RequestHeaders, "x-request-id", newID())
+		}
+	}
+	if c := s.p.cfg.CORS; c != nil {
+		origin, ok := h.Header(abi.RequestHeaders, "origin")
+		if ok && originAllowed(c, origin) {
+			s.origin = origin
+		}
+		method, _ := h.Header(abi.RequestHeaders, ":method")
+		reqMethod, preflight := h.Header(abi.RequestHeaders, "access-control-request-method")
+		if method == "OPTIONS" && ok && preflight {
+			if s.origin == "" || !methodAllowed(c, reqMethod) {
+				h.SendLocalResponse(403, "CORS preflight refused\n", []abi.Header{{Name: "content-type", Value: "text/plain"}, {Name: "vary", Value: "Origin"}})
+				return abi.Pause
+			}
+			h.SendLocalResponse(204, "", s.preflightHeaders(c))
+			return abi.Pause
+		}
+	}
+	return abi.Continue
+}
+
+func (s *stream) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
+	for _, name := range s.p.strip {
+		h.RemoveHeader(abi.ResponseHeaders, name)
+	}
+	for _, hd := range s.p.add {
+		h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
+	}
+	for _, o := range s.p.cfg.PathOverrides {
+		if strings.HasPrefix(s.path, o.Prefix) {
+			for name, v := range o.Headers {
+				if v == "" {
+					h.RemoveHeader(abi.ResponseHeaders, strings.ToLower(name))
+				} else {
+					h.SetHeader(abi.ResponseHeaders, strings.ToLower(name), v)
+				}
+			}
+		}
+	}
+	if c := s.p.cfg.CORS; c != nil && s.origin != "" {
+		for _, hd := range s.corsHeaders(c) {
+			h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
+		}
+	}
+	return abi.Continue
+}
+
+func originAllowed(c *CORS, origin string) bool {
+	return slices.Contains(c.AllowedOrigins, "*") || slices.Contains(c.AllowedOrigins, origin)
+}
+
+func methodAllowed(c *CORS, m string) bool {
+	if len(c.AllowedMethods) == 0 {
+		return slices.Contains([]string{"GET", "HEAD", "POST"}, m)
+	}
+	return slices.Contains(c.AllowedMethods, m)
+}
+
+func (s *stream) corsHeaders(c *CORS) []abi.Header {
+	origin := s.origin
+	if slices.Contains(c.AllowedOrigins, "*") && !c.AllowCredentials {
+		origin = "*"
+	}
+	hs := []abi.Header{{Name: "access-control-allow-origin", Value: origin}, {Name: "vary", Value: "Origin"}}
+	if c.AllowCredentials {
+		hs = append(hs, abi.Header{Name: "access-control-allow-credentials", Value: "true"})
+	}
+	if len(c.ExposeHeaders) > 0 {
+		hs = append(hs, abi.Header{Name: "access-control-expose-headers", Value: strings.Join(c.ExposeHeaders, ", ")})
+	}
+	return hs
+}
+
+func (s *stream) preflightHeaders(c *CORS) []abi.Header {
+	hs := s.corsHeaders(c)
+	methods := c.AllowedMethods
+	if len(methods) == 0 {
+		methods = []string{"GET", "HEAD", "POST"}
+	}
+	hs = append(hs, abi.Header{Name: "access-control-allow-methods", Value: strings.Join(methods, ", ")})
+	if len(c.AllowedHeaders) > 0 {
+		hs = append(hs, abi.Header{Name: "access-control-allow-headers", Value: strings.Join(c.AllowedHeaders, ", ")})
+	}
+	if c.MaxAge > 0 {
+		hs = append(hs, abi.Header{Name: "access-control-max-age", Value: strconv.Itoa(c.MaxAge)})
+	}
+	return hs
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,55 @@
+package ratelimit
+
+import (
+	"testing"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+	"github.com/meshguard/meshguard/wasm/abi/abitest"
+)
+
+func TestCollidingKeysNeverLimitLess(t *testing.T) {
+	p := New()
+	if err := p.Configure(nil, []byte(`{"key": "principal", "rps": 0.001, "burst": 2, "maxKeys": 1}`)); err != nil {
+		t.Fatal(err)
+	}
+	shared := abitest.NewShared()
+	allowed := 0
+	for _, who := range []string{"a", "b", "a", "b", "c"} {
+		h := abitest.New(shared, abi.Header{Name: ":path", Value: "/"}, abi.Header{Name: "x-meshguard-principal", Value: who})
+		h.Now = 1e18
+		if p.NewContext(1).OnRequestHeaders(h, false) == abi.Continue {
+			allowed++
+		}
+	}
+	// One slot: all callers share one bucket of 2 while it is not full.
+	if allowed != 2 || shared.Keys() != 1 {
+		t.Fatalf("allowed %d with %d keys; one shared bucket of 2 expected", allowed, shared.Keys())
+	}
+}
+
+func TestKeySources(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		hdrs []abi.Header
+		prop map[string]string
+		want string
+	}{
+		{"principal", []abi.Header{{Name: "x-meshguard-principal", Value: `User::"a"`}}, nil, `User::"a"`},
+		{"principal", nil, map[string]string{"source\x00address": "10.0.0.1:999"}, "ip:10.0.0.1"},
+		{"ip", nil, map[string]string{"source\x00address": "[::1]:80"}, "ip:::1"},
+		{"spiffe", nil, map[string]string{"connection\x00uri_san_peer_certificate": "spiffe://td/x"}, "spiffe://td/x"},
+		{"header:x-api-key", []abi.Header{{Name: "x-api-key", Value: "k1"}}, nil, "header:k1"},
+	} {
+		p := New()
+		if err := p.Configure(nil, []byte(`{"key": "`+c.key+`", "rps": 1, "burst": 1}`)); err != nil {
+			t.Fatal(err)
+		}
+		h := abitest.New(nil, c.hdrs...)
+		for k, v := range c.prop {
+			h.Props[k] = v
+		}
+		if got := p.callerKey(h); got != c.want {
+			t.Errorf("key %s: %q, want %q", c.key, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+// Package validate is the input-validation filter: method allow-list; caps
+// on header count, header size and URL length; path traversal and
+// path-confusion checks; body size by content-length; and CSRF protection
+// for unsafe methods. Refusals are short plain-text responses: 400, 403,
+// 405, 413, 414 or 431.
+package validate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+)
+
+// Config is the filter's JSON configuration (docs/filters.md). Zero values
+// take the defaults.
+type Config struct {
+	AllowedMethods []string `json:"allowedMethods"`
+	MaxHeaders     int      `json:"maxHeaders"`
+	MaxHeaderBytes int      `json:"maxHeaderBytes"`
+	MaxURLLength   int      `json:"maxURLLength"`
+	MaxBodyBytes   int64    `json:"maxBodyBytes"`
+	CSRF           *CSRF    `json:"csrf"`
+}
+
+// CSRF requires unsafe methods to come from an allowed origin (Origin
+// header) or, without one, from the same site (Sec-Fetch-Site).
+type CSRF struct {
+	AllowedOrigins []string `json:"allowedOrigins"`
+}
+
+// Defaults.
+var (
+	DefaultMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+)
+
+const (
+	DefaultMaxHeaders     = 100
+	DefaultMaxHeaderBytes = 8 << 10
+	DefaultMaxURLLength   = 4 << 10
+	DefaultMaxBodyBytes   = 10 << 20
+)
+
+var unsafeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
+
+// Plugin is the filter.
+type Plugin struct{ cfg Config }
+
+// New returns the filter.
+func New() *Plugin { return &Plugin{} }
+
+// Parse validates a configuration and fills defaults.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	if len(data) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("validate config: %w", err)
+		}
+	}
+	if c.AllowedMethods == nil {
+		c.AllowedMethods = DefaultMethods
+	}
+	for i, m := range c.AllowedMethods {
+		c.AllowedMethods[i] = strings.ToUpper(m)
+	}
+	if c.MaxHeaders == 0 {
+		c.MaxHeaders = DefaultMaxHeaders
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxURLLength == 0 {
+		c.MaxURLLength = DefaultMaxURLLength
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxHeaders < 0 || c.MaxHeaderBytes < 0 || c.MaxURLLength < 0 || c.MaxBodyBytes < 0 {
+		return c, errors.New("validate config: limits must not be negative")
+	}
+	if c.CSRF != nil && len(c.CSRF.AllowedOrigins) == 0 {
+		return c, errors.New("validate config: csrf.allowedOrigins: at least one origin")
+	}
+	return c, nil
+}
+
+// Configure implements abi.Plugin.
+func (p *Plugin) Configure(_ abi.Host, data []byte) error {
+	c, err := Parse(data)
+	if err != nil {
+		return err
+	}
+	p.cfg = c
+	return nil
+}
+
+// Tick implements abi.Plugin (unused).
+func (p *Plugin) Tick(abi.Host) {}
+
+// NewContext implements abi.Plugin.
+func (p *Plugin) NewContext(uint32) abi.HTTPContext { return stream{p} }
+
+type stream struct{ p *Plugin }
+
+func refuse(h abi.Host, status uint32, msg string, extra ...abi.Header) abi.Action {
+	h.SendLocalResponse(status, msg+"\n", append([]abi.Header{{Name: "content-type", Value: "text/plain"}}, extra...))
+	return abi.Pause
+}
+
+func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
+	c := s.p.cfg
+	headers := h.Headers(abi.RequestHeaders)
+	if len(headers) > c.MaxHeaders {
+		return refuse(h, 431, "too many request headers")
+	}
+	for _, hd := range headers {
+		if len(hd.Name)+len(hd.Value) > c.MaxHeaderBytes {
+			return refuse(h, 431, "request header too large")
+		}
+	}
+	method, _ := h.Header(abi.RequestHeaders, ":method")
+	if !slices.Contains(c.AllowedMethods, method) {
+		return refuse(h, 405, "method not allowed", abi.Header{Name: "allow", Value: strings.Join(c.AllowedMethods, ", ")})
+	}
+	path, _ := h.Header(abi.RequestHeaders, ":path")
+	if len(path) > c.MaxURLLength {
+		return refuse(h, 414, "URL too long")
+	}
+	if reason := PathProblem(path); reason != "" {
+		return refuse(h, 400, "bad request path: "+reason)
+	}
+	if cl, ok := h.Header(abi.RequestHeaders, "content-length"); ok {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			return refuse(h, 400, "bad content-length")
+		}
+		if n > c.MaxBodyBytes {
+			return refuse(h, 413, "request body too large")
+		}
+	}
+	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(h, c.CSRF) {
+		return refuse(h, 403, "cross-site request refused")
+	}
+	return abi.Continue
+}
+
+func (s stream) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
+
+// sameSiteOrAllowed implements the CSRF check: an Origin must be allowed;
+// without Origin, Sec-Fetch-Site must say same-origin, same-site or none
+// (user-initiated); without either (non-browser clients) the request passes.
+func sameSiteOrAllowed(h abi.Host, c *CSRF) bool {
+	if origin, ok := h.Header(abi.RequestHeaders, "origin"); ok {
+		return slices.Contains(c.AllowedOrigins, origin)
+	}
+	if site, ok := h.Header(abi.RequestHeaders, "sec-fetch-site"); ok {
+		return site == "same-origin" || site == "same-site" || site == "none"
+	}
+	return true
+}
+
+// PathProblem reports why a request path is refused, or "". It looks for
+// traversal and the encodings used to smuggle it past path matching:
+// dot segments (also percent-encoded), encoded slashes and backslashes,
+// backslashes, NUL and control characters, double encoding (%25), invalid
+// percent escapes and invalid UTF-8 once decoded.
+func PathProblem(rawPath string) string {
+	p, _, _ := strings.Cut(rawPath, "?")
+	if p == "" || p[0] != '/' && p != "*" {
+		return "path must start with '/'"
+	}
+	lower := strings.ToLower(p)
+	switch {
+	case strings.ContainsAny(p, "\\"):
+		return "backslash"
+	case strings.Contains(lower, "%2f"), strings.Contains(lower, "%5c"):
+		return "encoded slash or backslash"
+	case strings.Contains(lower, "%25"):
+		return "double encoding"
+	case strings.Contains(lower, "%00"):
+		return "NUL byte"
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return "control character"
+		}
+	}
+	decoded, err := url.PathUnescape(p)
+	if err != nil {
+		return "invalid percent-encoding"
+	}
+	if !utf8.ValidString(decoded) {
+		return "invalid UTF-8"
+	}
+	for _, seg := range strings.Split(decoded, "/") {
+		if seg == ".." || seg == "." {
+			return "dot segment"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,355 @@
+// Package wasm_test loads the built .wasm filters in the wazero test host and
+// drives them like Envoy does.
+package wasm_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+	"github.com/meshguard/meshguard/wasm/wasmtest"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// module returns a built filter: from MESHGUARD_WASM_DIR (make test builds
+// dist/), else built now with stock Go for wasip1.
+func module(t testing.TB, name string) []byte {
+	t.Helper()
+	dir := os.Getenv("MESHGUARD_WASM_DIR")
+	if dir == "" {
+		buildOnce.Do(func() {
+			buildDir, buildErr = os.MkdirTemp("", "meshguard-wasm")
+			if buildErr != nil {
+				return
+			}
+			for _, f := range []string{"headers", "ratelimit", "validate"} {
+				cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(buildDir, f+".wasm"), "./cmd/"+f)
+				cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					buildErr = fmt.Errorf("build %s: %v\n%s", f, err, out)
+					return
+				}
+			}
+		})
+		if buildErr != nil {
+			t.Fatal(buildErr)
+		}
+		dir = buildDir
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newVM(t testing.TB, name, config string) (*wasmtest.Host, *wasmtest.VM) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := wasmtest.NewHost(ctx, module(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(ctx) })
+	vm, err := h.NewVM(ctx, []byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, vm
+}
+
+func req(method, path string, extra ...string) []abi.Header {
+	hs := []abi.Header{{Name: ":method", Value: method}, {Name: ":path", Value: path}, {Name: ":authority", Value: "shop.example.com"}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		hs = append(hs, abi.Header{Name: extra[i], Value: extra[i+1]})
+	}
+	return hs
+}
+
+var okResponse = []abi.Header{{Name: ":status", Value: "200"}, {Name: "server", Value: "gunicorn/20"}, {Name: "x-powered-by", Value: "Flask"}, {Name: "content-type", Value: "text/html"}}
+
+func TestHeadersFilterAsWasm(t *testing.T) {
+	_, vm := newVM(t, "headers", `{
+		"hsts": {"maxAge": 31536000, "includeSubDomains": true, "preload": true},
+		"stripHeaders": ["x-debug"],
+		"pathOverrides": [{"prefix": "/embed", "headers": {"x-frame-options": "SAMEORIGIN", "content-security-policy": ""}}],
+		"cors": {"allowedOrigins": ["https://app.example.com"], "allowedMethods": ["GET", "POST"], "allowedHeaders": ["authorization"], "maxAge": 600}
+	}`)
+	ctx := context.Background()
+	r, err := vm.Request(ctx, req("GET", "/"), append(okResponse, abi.Header{Name: "x-debug", Value: "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"strict-transport-security": "max-age=31536000; includeSubDomains; preload",
+		"x-content-type-options":    "nosniff",
+		"x-frame-options":           "DENY",
+		"referrer-policy":           "strict-origin-when-cross-origin",
+	}
+	for k, v := range want {
+		if got, _ := wasmtest.Header(r.Response, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	for _, k := range []string{"server", "x-powered-by", "x-debug"} {
+		if _, ok := wasmtest.Header(r.Response, k); ok {
+			t.Errorf("%s not stripped", k)
+		}
+	}
+	if id, ok := wasmtest.Header(r.Request, "x-request-id"); !ok || len(id) != 32 {
+		t.Errorf("request id not added: %q", id)
+	}
+	// Per-path override.
+	r, _ = vm.Request(ctx, req("GET", "/embed/widget"), okResponse)
+	if v, _ := wasmtest.Header(r.Response, "x-frame-options"); v != "SAMEORIGIN" {
+		t.Errorf("override x-frame-options = %q", v)
+	}
+	if _, ok := wasmtest.Header(r.Response, "content-security-policy"); ok {
+		t.Error("override did not remove the CSP")
+	}
+	// An existing request id is kept.
+	r, _ = vm.Request(ctx, req("GET", "/", "x-request-id", "abc"), okResponse)
+	if v, _ := wasmtest.Header(r.Request, "x-request-id"); v != "abc" {
+		t.Errorf("request id replaced: %q", v)
+	}
+	// CORS preflight from an allowed origin: 204 without reaching upstream.
+	r, _ = vm.Request(ctx, req("OPTIONS", "/api", "origin", "https://app.example.com", "access-control-request-method", "POST"), nil)
+	if r.Local == nil || r.Local.Status != 204 {
+		t.Fatalf("preflight: %+v", r.Local)
+	}
+	if v, _ := wasmtest.Header(r.Local.Headers, "access-control-allow-origin"); v != "https://app.example.com" {
+		t.Errorf("preflight allow-origin = %q", v)
+	}
+	// From another origin: 403.
+	r, _ = vm.Request(ctx, req("OPTIONS", "/api", "origin", "https://evil.example", "access-control-request-method", "POST"), nil)
+	if r.Local == nil || r.Local.Status != 403 {
+		t.Fatalf("foreign preflight: %+v", r.Local)
+	}
+	// Simple request from an allowed origin gets CORS headers; others don't.
+	r, _ = vm.Request(ctx, req("GET", "/api", "origin", "https://app.example.com"), okResponse)
+	if v, _ := wasmtest.Header(r.Response, "access-control-allow-origin"); v != "https://app.example.com" {
+		t.Errorf("allow-origin = %q", v)
+	}
+	r, _ = vm.Request(ctx, req("GET", "/api", "origin", "https://evil.example"), okResponse)
+	if _, ok := wasmtest.Header(r.Response, "access-control-allow-origin"); ok {
+		t.Error("CORS headers for a foreign origin")
+	}
+}
+
+func TestBadConfigRefusesToStart(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ name, cfg string }{
+		{"headers", `{"hsts": {"maxAge": 10, "preload": true}}`},
+		{"headers", `{"nope": 1}`},
+		{"ratelimit", `{"rps": 0, "burst": 1}`},
+		{"ratelimit", `{"rps": 1, "burst": 1, "key": "cookie"}`},
+		{"validate", `{"maxHeaders": -1}`},
+		{"validate", `not json`},
+	} {
+		h, err := wasmtest.NewHost(ctx, module(t, c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.NewVM(ctx, []byte(c.cfg)); err == nil {
+			t.Errorf("%s started with config %s", c.name, c.cfg)
+		}
+		h.Close(ctx)
+	}
+}
+
+func TestValidateFilterAsWasm(t *testing.T) {
+	_, vm := newVM(t, "validate", `{"allowedMethods": ["GET", "POST"], "maxHeaders": 10, "maxHeaderBytes": 100,
+		"maxURLLength": 64, "maxBodyBytes": 1000, "csrf": {"allowedOrigins": ["https://shop.example.com"]}}`)
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		req    []abi.Header
+		status uint32 // 0 = passes
+	}{
+		{"plain GET", req("GET", "/products/1?x=1"), 0},
+		{"method not allowed", req("DELETE", "/products/1"), 405},
+		{"dot-dot", req("GET", "/a/../etc/passwd"), 400},
+		{"encoded dot-dot", req("GET", "/a/%2e%2e/etc"), 400},
+		{"encoded slash", req("GET", "/a%2Fb"), 400},
+		{"backslash", req("GET", `/a\b`), 400},
+		{"NUL", req("GET", "/a%00b"), 400},
+		{"double encoding", req("GET", "/a%252e%252e/"), 400},
+		{"invalid UTF-8", req("GET", "/a%ff%fe"), 400},
+		{"bad escape", req("GET", "/a%zz"), 400},
+		{"URL too long", req("GET", "/"+string(make([]byte, 80))), 414},
+		{"too many headers", req("GET", "/", "a", "1", "b", "1", "c", "1", "d", "1", "e", "1", "f", "1", "g", "1", "h", "1"), 431},
+		{"header too large", req("GET", "/", "cookie", string(make([]byte, 200))), 431},
+		{"body too large", req("POST", "/upload", "content-length", "5000", "origin", "https://shop.example.com"), 413},
+		{"bad content-length", req("POST", "/upload", "content-length", "-1"), 400},
+		{"cross-site POST", req("POST", "/cart", "origin", "https://evil.example"), 403},
+		{"cross-site POST by fetch metadata", req("POST", "/cart", "sec-fetch-site", "cross-site"), 403},
+		{"same-origin POST", req("POST", "/cart", "origin", "https://shop.example.com"), 0},
+		{"same-site POST by fetch metadata", req("POST", "/cart", "sec-fetch-site", "same-origin"), 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, h := range tc.req {
+				if h.Name == ":path" && len(h.Value) > 1 && h.Value[1] == 0 {
+					tc.req[i].Value = "/" + string(repeat('a', 80))
+				}
+				if h.Name == "cookie" {
+					tc.req[i].Value = string(repeat('c', 200))
+				}
+			}
+			r, err := vm.Request(ctx, tc.req, okResponse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.status == 0 && r.Local != nil:
+				t.Fatalf("refused with %d: %s", r.Local.Status, r.Local.Body)
+			case tc.status != 0 && (r.Local == nil || r.Local.Status != tc.status):
+				t.Fatalf("local response %+v, want %d", r.Local, tc.status)
+			}
+		})
+	}
+}
+
+func repeat(b byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
+
+func TestRateLimitFilterAsWasm(t *testing.T) {
+	h, vm := newVM(t, "ratelimit", `{"key": "principal", "rps": 2, "burst": 3, "maxKeys": 64,
+		"paths": [{"prefix": "/login", "rps": 1, "burst": 1}], "keys": {"User::\"vip\"": {"rps": 100, "burst": 100}}}`)
+	ctx := context.Background()
+	as := func(p, path string) *wasmtest.Result {
+		r, err := vm.Request(ctx, req("GET", path, "x-meshguard-principal", p), okResponse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for i := range 3 {
+		r := as(`User::"alice"`, "/")
+		if r.Local != nil {
+			t.Fatalf("request %d refused within the burst", i)
+		}
+		if v, _ := wasmtest.Header(r.Response, "x-ratelimit-remaining"); v != strconv.Itoa(2-i) {
+			t.Fatalf("remaining = %q after %d requests", v, i+1)
+		}
+	}
+	r := as(`User::"alice"`, "/")
+	if r.Local == nil || r.Local.Status != 429 {
+		t.Fatalf("4th request: %+v, want 429", r.Local)
+	}
+	for _, k := range []string{"retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} {
+		if _, ok := wasmtest.Header(r.Local.Headers, k); !ok {
+			t.Errorf("429 without %s", k)
+		}
+	}
+	// Another caller has its own bucket; the vip has a bigger one.
+	if as(`User::"bob"`, "/").Local != nil {
+		t.Fatal("bob limited by alice's bucket")
+	}
+	for range 20 {
+		if as(`User::"vip"`, "/").Local != nil {
+			t.Fatal("per-key limit not applied")
+		}
+	}
+	// Path limit: /login has its own, smaller bucket.
+	if as(`User::"carol"`, "/login").Local != nil || as(`User::"carol"`, "/login").Local == nil {
+		t.Fatal("path limit not applied")
+	}
+	// Time refills the bucket (ticks carry time forward; refill is lazy).
+	h.Advance(600e6)
+	if err := vm.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if as(`User::"alice"`, "/").Local != nil {
+		t.Fatal("no refill after 0.6s at 2 rps")
+	}
+	if as(`User::"alice"`, "/").Local == nil {
+		t.Fatal("refilled more than one token in 0.6s")
+	}
+	// Without a principal, the client IP is the key.
+	h.SetProperty("10.0.0.9:5555", "source", "address")
+	r, _ = vm.Request(ctx, req("GET", "/"), okResponse)
+	if r.Local != nil {
+		t.Fatal("IP-keyed request refused")
+	}
+	if h.SharedKeys() > 64 {
+		t.Fatalf("%d shared data keys, over maxKeys", h.SharedKeys())
+	}
+}
+
+// Many callers beyond maxKeys stay within the fixed slot table.
+func TestRateLimitKeysAreBounded(t *testing.T) {
+	h, vm := newVM(t, "ratelimit", `{"key": "principal", "rps": 10, "burst": 10, "maxKeys": 16}`)
+	ctx := context.Background()
+	for i := range 500 {
+		if _, err := vm.Request(ctx, req("GET", "/", "x-meshguard-principal", fmt.Sprintf("User::\"u%d\"", i)), okResponse); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.SharedKeys(); n > 16 {
+		t.Fatalf("%d shared keys for maxKeys 16", n)
+	}
+}
+
+// Worker threads: several VMs of one module share buckets through shared
+// data; concurrent takes race on CAS and never admit more than the bucket.
+func TestRateLimitAcrossWorkersWithCASContention(t *testing.T) {
+	ctx := context.Background()
+	h, err := wasmtest.NewHost(ctx, module(t, "ratelimit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	const workers, perWorker, burst = 4, 50, 60
+	cfg := fmt.Sprintf(`{"key": "principal", "rps": 0.001, "burst": %d}`, burst)
+	var vms []*wasmtest.VM
+	for range workers {
+		vm, err := h.NewVM(ctx, []byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	var mu sync.Mutex
+	allowed := 0
+	var wg sync.WaitGroup
+	for _, vm := range vms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perWorker {
+				r, err := vm.Request(ctx, req("GET", "/", "x-meshguard-principal", `User::"shared"`), okResponse)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Local == nil {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed != burst {
+		t.Fatalf("allowed %d of %d requests across %d workers, want exactly the burst %d", allowed, workers*perWorker, workers, burst)
+	}
+	t.Logf("CAS mismatches retried: %d", h.CASMismatches())
+}

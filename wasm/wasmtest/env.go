@@ -1,0 +1,190 @@
+package wasmtest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+
+	"github.com/meshguard/meshguard/wasm/abi"
+)
+
+// Proxy-wasm status codes returned to the guest.
+const (
+	stOK          = 0
+	stNotFound    = 1
+	stBadArgument = 2
+	stCasMismatch = 8
+)
+
+func vmOf(ctx context.Context) *VM { return ctx.Value(vmKey{}).(*VM) }
+
+// instantiateEnv provides the proxy-wasm ABI imports (module "env").
+func (h *Host) instantiateEnv(ctx context.Context) error {
+	b := h.rt.NewHostModuleBuilder("env")
+	fn := func(name string, f any) { b.NewFunctionBuilder().WithFunc(f).Export(name) }
+
+	fn("proxy_log", func(ctx context.Context, level, p, n uint32) uint32 {
+		if msg, ok := vmOf(ctx).read(p, n); ok {
+			h.log(fmt.Sprintf("[%d] %s", level, msg))
+		}
+		return stOK
+	})
+	fn("proxy_get_buffer_bytes", func(ctx context.Context, typ, start, max, retPtr, retSize uint32) uint32 {
+		vm := vmOf(ctx)
+		if typ != 7 { // plugin configuration is the only buffer served here
+			return stNotFound
+		}
+		data := vm.config
+		if int(start) > len(data) {
+			return stBadArgument
+		}
+		data = data[start:]
+		if int(max) < len(data) {
+			data = data[:max]
+		}
+		return vm.returnBytes(ctx, data, retPtr, retSize)
+	})
+	fn("proxy_get_header_map_pairs", func(ctx context.Context, m, retPtr, retSize uint32) uint32 {
+		vm := vmOf(ctx)
+		if vm.active == nil {
+			return stNotFound
+		}
+		return vm.returnBytes(ctx, abi.EncodeHeaders(vm.active.maps[abi.MapType(m)]), retPtr, retSize)
+	})
+	fn("proxy_get_header_map_value", func(ctx context.Context, m, kp, kn, retPtr, retSize uint32) uint32 {
+		vm := vmOf(ctx)
+		key, ok := vm.read(kp, kn)
+		if !ok || vm.active == nil {
+			return stBadArgument
+		}
+		var vals []string
+		for _, hd := range vm.active.maps[abi.MapType(m)] {
+			if strings.EqualFold(hd.Name, key) {
+				vals = append(vals, hd.Value)
+			}
+		}
+		if len(vals) == 0 {
+			return stNotFound
+		}
+		return vm.returnBytes(ctx, []byte(strings.Join(vals, ",")), retPtr, retSize)
+	})
+	mutate := func(ctx context.Context, m, kp, kn uint32, f func(s *stream, key string)) uint32 {
+		vm := vmOf(ctx)
+		key, ok := vm.read(kp, kn)
+		if !ok || vm.active == nil {
+			return stBadArgument
+		}
+		f(vm.active, strings.ToLower(key))
+		return stOK
+	}
+	remove := func(s *stream, m abi.MapType, key string) {
+		out := s.maps[m][:0]
+		for _, hd := range s.maps[m] {
+			if !strings.EqualFold(hd.Name, key) {
+				out = append(out, hd)
+			}
+		}
+		s.maps[m] = out
+	}
+	fn("proxy_add_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
+		val, ok := vmOf(ctx).read(vp, vn)
+		if !ok {
+			return stBadArgument
+		}
+		return mutate(ctx, m, kp, kn, func(s *stream, key string) {
+			s.maps[abi.MapType(m)] = append(s.maps[abi.MapType(m)], abi.Header{Name: key, Value: val})
+		})
+	})
+	fn("proxy_replace_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
+		val, ok := vmOf(ctx).read(vp, vn)
+		if !ok {
+			return stBadArgument
+		}
+		return mutate(ctx, m, kp, kn, func(s *stream, key string) {
+			remove(s, abi.MapType(m), key)
+			s.maps[abi.MapType(m)] = append(s.maps[abi.MapType(m)], abi.Header{Name: key, Value: val})
+		})
+	})
+	fn("proxy_remove_header_map_value", func(ctx context.Context, m, kp, kn uint32) uint32 {
+		return mutate(ctx, m, kp, kn, func(s *stream, key string) { remove(s, abi.MapType(m), key) })
+	})
+	fn("proxy_send_local_response", func(ctx context.Context, status, dp, dn, bp, bn, hp, hn uint32, grpc int32) uint32 {
+		vm := vmOf(ctx)
+		body, ok1 := vm.read(bp, bn)
+		hb, ok2 := vm.read(hp, hn)
+		if !ok1 || !ok2 || vm.active == nil {
+			return stBadArgument
+		}
+		var hs []abi.Header
+		if hn > 0 {
+			if hs = abi.DecodeHeaders([]byte(hb)); hs == nil {
+				return stBadArgument
+			}
+		}
+		vm.active.local = &LocalResponse{Status: status, Body: body, Headers: hs}
+		return stOK
+	})
+	fn("proxy_get_shared_data", func(ctx context.Context, kp, kn, retPtr, retSize, retCas uint32) uint32 {
+		vm := vmOf(ctx)
+		key, ok := vm.read(kp, kn)
+		if !ok {
+			return stBadArgument
+		}
+		h.sharedMu.Lock()
+		e, found := h.shared[key]
+		h.sharedMu.Unlock()
+		if !found {
+			return stNotFound
+		}
+		if st := vm.returnBytes(ctx, e.value, retPtr, retSize); st != stOK {
+			return st
+		}
+		if !vm.mod.Memory().WriteUint32Le(retCas, e.cas) {
+			return 6
+		}
+		return stOK
+	})
+	fn("proxy_set_shared_data", func(ctx context.Context, kp, kn, vp, vn, cas uint32) uint32 {
+		vm := vmOf(ctx)
+		key, ok1 := vm.read(kp, kn)
+		val, ok2 := vm.read(vp, vn)
+		if !ok1 || !ok2 {
+			return stBadArgument
+		}
+		h.sharedMu.Lock()
+		defer h.sharedMu.Unlock()
+		if e, found := h.shared[key]; found && cas != 0 && e.cas != cas {
+			h.casFails.Add(1)
+			return stCasMismatch
+		}
+		h.casSeq++
+		h.shared[key] = sharedEntry{value: []byte(val), cas: h.casSeq}
+		return stOK
+	})
+	fn("proxy_get_property", func(ctx context.Context, pp, pn, retPtr, retSize uint32) uint32 {
+		vm := vmOf(ctx)
+		path, ok := vm.read(pp, pn)
+		if !ok {
+			return stBadArgument
+		}
+		v, found := h.props[path]
+		if !found {
+			return stNotFound
+		}
+		return vm.returnBytes(ctx, []byte(v), retPtr, retSize)
+	})
+	fn("proxy_get_current_time_nanoseconds", func(ctx context.Context, retPtr uint32) uint32 {
+		if !vmOf(ctx).mod.Memory().WriteUint64Le(retPtr, uint64(h.now.Load())) {
+			return 6
+		}
+		return stOK
+	})
+	fn("proxy_set_tick_period_milliseconds", func(ctx context.Context, ms uint32) uint32 {
+		vmOf(ctx).tick = ms
+		return stOK
+	})
+	_, err := b.Instantiate(ctx)
+	return err
+}
+

@@ -1,0 +1,282 @@
+// Package wasmtest runs meshguard's .wasm filters the way Envoy does, in
+// wazero: the proxy-wasm ABI v0.2.1 host functions, one module instance
+// (VM) per worker thread sharing VM-wide shared data with compare-and-swap,
+// full request/response lifecycles, ticks, and Envoy's limited WASI — in
+// particular poll_oneoff is not serviced, so a filter relying on Go timers
+// fails here as it would in older Envoys.
+package wasmtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+)
+
+// errnoNoSys is WASI's ENOSYS.
+const errnoNoSys = 52
+
+// Host is a proxy (one per module): it owns the runtime, shared data, clock
+// and properties, and creates VMs.
+type Host struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	now      atomic.Int64
+	props    map[string]string
+
+	sharedMu sync.Mutex
+	shared   map[string]sharedEntry
+	casSeq   uint32
+	casFails atomic.Int64
+
+	logMu sync.Mutex
+	logs  []string
+}
+
+type sharedEntry struct {
+	value []byte
+	cas   uint32
+}
+
+// NewHost compiles a filter module.
+func NewHost(ctx context.Context, wasm []byte) (*Host, error) {
+	rt := wazero.NewRuntime(ctx)
+	h := &Host{rt: rt, props: map[string]string{}, shared: map[string]sharedEntry{}}
+	h.now.Store(1_800_000_000_000_000_000)
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	h.compiled = compiled
+	if err := h.instantiateEnv(ctx); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	if err := h.instantiateWASI(ctx, compiled); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	return h, nil
+}
+
+// Close releases the runtime.
+func (h *Host) Close(ctx context.Context) error { return h.rt.Close(ctx) }
+
+// Advance moves the host clock.
+func (h *Host) Advance(nanos int64) { h.now.Add(nanos) }
+
+// SetProperty sets a property, e.g. SetProperty("10.0.0.1:5000", "source", "address").
+func (h *Host) SetProperty(value string, path ...string) { h.props[strings.Join(path, "\x00")] = value }
+
+// Logs returns what the filters logged.
+func (h *Host) Logs() []string {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	return append([]string(nil), h.logs...)
+}
+
+// SharedKeys is the number of shared data keys.
+func (h *Host) SharedKeys() int {
+	h.sharedMu.Lock()
+	defer h.sharedMu.Unlock()
+	return len(h.shared)
+}
+
+// CASMismatches counts set_shared_data calls refused for a stale CAS.
+func (h *Host) CASMismatches() int64 { return h.casFails.Load() }
+
+func (h *Host) log(msg string) {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	if len(h.logs) < 10000 {
+		h.logs = append(h.logs, msg)
+	}
+}
+
+// VM is one module instance, as one Envoy worker thread holds. It is not
+// safe for concurrent use; use one VM per goroutine.
+type VM struct {
+	h       *Host
+	mod     api.Module
+	nextID  uint32
+	active  *stream
+	calls   map[string]api.Function
+	tick    uint32
+	failure error
+	config  []byte
+}
+
+type stream struct {
+	maps  map[abi.MapType][]abi.Header
+	local *LocalResponse
+}
+
+// LocalResponse is a response sent by the filter.
+type LocalResponse struct {
+	Status  uint32
+	Body    string
+	Headers []abi.Header
+}
+
+// Result is the outcome of one request lifecycle.
+type Result struct {
+	// Local is set when the filter answered the request itself.
+	Local *LocalResponse
+	// Request and Response are the header maps after the filter ran.
+	Request, Response []abi.Header
+	// RequestAction and ResponseAction are what the filter returned.
+	RequestAction, ResponseAction abi.Action
+}
+
+// Header returns the first value of name in hs.
+func Header(hs []abi.Header, name string) (string, bool) {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+type vmKey struct{}
+
+// NewVM instantiates the module and configures the plugin as Envoy does:
+// _initialize, root context, vm_start, configure. A refused configuration
+// is an error.
+func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
+	vm := &VM{h: h, nextID: 1, calls: map[string]api.Function{}}
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
+	ctx = context.WithValue(ctx, vmKey{}, vm)
+	mod, err := h.rt.InstantiateModule(ctx, h.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	vm.mod = mod
+	for _, name := range []string{"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers",
+		"proxy_on_response_headers", "proxy_on_done", "proxy_on_delete", "proxy_on_tick", "proxy_on_memory_allocate"} {
+		f := mod.ExportedFunction(name)
+		if f == nil {
+			return nil, fmt.Errorf("module does not export %s", name)
+		}
+		vm.calls[name] = f
+	}
+	if mod.ExportedFunction("proxy_abi_version_0_2_1") == nil {
+		return nil, errors.New("module does not declare proxy-wasm ABI 0.2.1")
+	}
+	if _, err := vm.call(ctx, "proxy_on_context_create", 1, 0); err != nil {
+		return nil, err
+	}
+	if r, err := vm.call(ctx, "proxy_on_vm_start", 1, 0); err != nil || r[0] == 0 {
+		return nil, fmt.Errorf("vm_start refused: %v", err)
+	}
+	vm.active = &stream{maps: map[abi.MapType][]abi.Header{}}
+	vm.config = config
+	r, err := vm.call(ctx, "proxy_on_configure", 1, uint64(len(config)))
+	if err != nil {
+		return nil, err
+	}
+	if r[0] == 0 {
+		return nil, fmt.Errorf("plugin refused its configuration: %s", strings.Join(h.Logs(), "; "))
+	}
+	return vm, nil
+}
+
+func (vm *VM) call(ctx context.Context, name string, args ...uint64) ([]uint64, error) {
+	ctx = context.WithValue(ctx, vmKey{}, vm)
+	r, err := vm.calls[name].Call(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+// Request runs one HTTP stream: context create, request headers, and — unless
+// the filter answered locally — response headers, then done and delete.
+func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, error) {
+	vm.nextID++
+	id := uint64(vm.nextID)
+	s := &stream{maps: map[abi.MapType][]abi.Header{
+		abi.RequestHeaders:  append([]abi.Header(nil), req...),
+		abi.ResponseHeaders: append([]abi.Header(nil), resp...),
+	}}
+	vm.active = s
+	defer func() { vm.active = nil }()
+	if _, err := vm.call(ctx, "proxy_on_context_create", id, 1); err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	r, err := vm.call(ctx, "proxy_on_request_headers", id, uint64(len(req)), 1)
+	if err != nil {
+		return nil, err
+	}
+	res.RequestAction = abi.Action(r[0])
+	if s.local == nil {
+		r, err = vm.call(ctx, "proxy_on_response_headers", id, uint64(len(resp)), 1)
+		if err != nil {
+			return nil, err
+		}
+		res.ResponseAction = abi.Action(r[0])
+	}
+	if _, err := vm.call(ctx, "proxy_on_done", id); err != nil {
+		return nil, err
+	}
+	if _, err := vm.call(ctx, "proxy_on_delete", id); err != nil {
+		return nil, err
+	}
+	res.Local, res.Request, res.Response = s.local, s.maps[abi.RequestHeaders], s.maps[abi.ResponseHeaders]
+	return res, nil
+}
+
+// Tick delivers proxy_on_tick to the VM's root context.
+func (vm *VM) Tick(ctx context.Context) error {
+	_, err := vm.call(ctx, "proxy_on_tick", 1)
+	return err
+}
+
+// TickPeriod is what the plugin asked for (ms), 0 if none.
+func (vm *VM) TickPeriod() uint32 { return vm.tick }
+
+// Memory is the VM's linear memory size in bytes.
+func (vm *VM) Memory() uint32 { return vm.mod.Memory().Size() }
+
+// allocate asks the guest for size bytes (proxy_on_memory_allocate), as the
+// host does to return data.
+func (vm *VM) allocate(ctx context.Context, data []byte) (uint32, error) {
+	r, err := vm.calls["proxy_on_memory_allocate"].Call(ctx, uint64(len(data)))
+	if err != nil {
+		return 0, err
+	}
+	p := uint32(r[0])
+	if !vm.mod.Memory().Write(p, data) {
+		return 0, errors.New("allocated buffer out of range")
+	}
+	return p, nil
+}
+
+// returnBytes allocates data in the guest and writes its address and size
+// to the two return pointers.
+func (vm *VM) returnBytes(ctx context.Context, data []byte, retPtr, retSize uint32) uint32 {
+	p, err := vm.allocate(ctx, data)
+	if err != nil {
+		vm.failure = err
+		return 10 // InternalFailure
+	}
+	mem := vm.mod.Memory()
+	if !mem.WriteUint32Le(retPtr, p) || !mem.WriteUint32Le(retSize, uint32(len(data))) {
+		return 6 // InvalidMemoryAccess
+	}
+	return 0
+}
+
+func (vm *VM) read(p, n uint32) (string, bool) {
+	b, ok := vm.mod.Memory().Read(p, n)
+	return string(b), ok
+}
