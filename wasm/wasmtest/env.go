@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
@@ -187,4 +186,3 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	_, err := b.Instantiate(ctx)
 	return err
 }
-
