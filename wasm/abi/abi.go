@@ -11,7 +11,10 @@
 // need; periodic work uses proxy_on_tick.
 package abi
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // MapType selects a header map (proxy-wasm ABI values).
 type MapType uint32
@@ -153,4 +156,23 @@ func le32(b []byte, v uint32) []byte {
 
 func u32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// Lookup finds a header in a list (names compared case-insensitively);
+// repeated headers are joined with ",". Filters fetch a map once with
+// Host.Headers and look values up locally: each host call costs more than
+// a scan of a few dozen pairs.
+func Lookup(hs []Header, name string) (string, bool) {
+	var out string
+	found := false
+	for _, h := range hs {
+		if len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
+			if found {
+				out += "," + h.Value
+			} else {
+				out, found = h.Value, true
+			}
+		}
+	}
+	return out, found
 }

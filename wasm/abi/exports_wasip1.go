@@ -60,8 +60,14 @@ const (
 var (
 	plugin   Plugin
 	contexts = map[uint32]HTTPContext{}
-	// allocated keeps buffers the host asked us to allocate alive (Go's GC
-	// does not move objects, so the address stays valid) until we take them.
+	// Buffers the host asks us to allocate (to return data) come from a
+	// bump arena, reset at every host call that returns data: the data is
+	// copied out right after the call, so one arena serves them all without
+	// a Go allocation per header read. Larger buffers are allocated and
+	// kept alive in allocated until taken (Go's GC does not move objects,
+	// so the address stays valid).
+	arena     = make([]byte, 64<<10)
+	arenaUsed uint32
 	allocated = map[uint32][]byte{}
 )
 
@@ -81,8 +87,15 @@ func bptr(b []byte) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(b))
 }
 
-// take copies out and releases a buffer the host allocated through us.
+// resetArena is called before each host call that returns data.
+func resetArena() { arenaUsed = 0 }
+
+// take returns (a copy of) a buffer the host allocated through us.
 func take(p, size uint32) []byte {
+	base := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(arena))))
+	if p >= base && p+size <= base+uint32(len(arena)) {
+		return append([]byte(nil), arena[p-base:p-base+size]...)
+	}
 	b, ok := allocated[p]
 	delete(allocated, p)
 	if !ok || int(size) > len(b) {
@@ -93,6 +106,7 @@ func take(p, size uint32) []byte {
 
 func (wasmHost) Headers(m MapType) []Header {
 	var p, n uint32
+	resetArena()
 	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
 		return nil
 	}
@@ -101,6 +115,7 @@ func (wasmHost) Headers(m MapType) []Header {
 
 func (wasmHost) Header(m MapType, name string) (string, bool) {
 	var p, n uint32
+	resetArena()
 	if proxyGetHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
 		return "", false
 	}
@@ -127,6 +142,7 @@ func (wasmHost) SendLocalResponse(status uint32, body string, headers []Header) 
 
 func (wasmHost) SharedData(key string) ([]byte, uint32, bool) {
 	var p, n, cas uint32
+	resetArena()
 	if proxyGetSharedData(ptr(key), uint32(len(key)), unsafe.Pointer(&p), unsafe.Pointer(&n), unsafe.Pointer(&cas)) != 0 {
 		return nil, 0, false
 	}
@@ -147,6 +163,7 @@ func (wasmHost) SetSharedData(key string, value []byte, cas uint32) error {
 func (wasmHost) Property(path ...string) ([]byte, bool) {
 	p := strings.Join(path, "\x00")
 	var rp, n uint32
+	resetArena()
 	if proxyGetProperty(ptr(p), uint32(len(p)), unsafe.Pointer(&rp), unsafe.Pointer(&n)) != 0 {
 		return nil, false
 	}
@@ -172,6 +189,11 @@ func abiVersion() {}
 
 //go:wasmexport proxy_on_memory_allocate
 func onMemoryAllocate(size uint32) unsafe.Pointer {
+	if n := (size + 7) &^ 7; arenaUsed+n <= uint32(len(arena)) {
+		p := unsafe.Pointer(&arena[arenaUsed])
+		arenaUsed += max(n, 8)
+		return p
+	}
 	b := make([]byte, max(size, 1))
 	p := unsafe.Pointer(unsafe.SliceData(b))
 	allocated[uint32(uintptr(p))] = b
@@ -204,7 +226,8 @@ func onConfigure(root, size uint32) (ok uint32) {
 	var cfg []byte
 	if size > 0 {
 		var p, n uint32
-		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+		resetArena()
+	if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
 			host.Log(LogCritical, "cannot read plugin configuration")
 			return 0
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
@@ -21,7 +23,14 @@ func vmOf(ctx context.Context) *VM { return ctx.Value(vmKey{}).(*VM) }
 // instantiateEnv provides the proxy-wasm ABI imports (module "env").
 func (h *Host) instantiateEnv(ctx context.Context) error {
 	b := h.rt.NewHostModuleBuilder("env")
-	fn := func(name string, f any) { b.NewFunctionBuilder().WithFunc(f).Export(name) }
+	// fn registers a host function without reflection: every proxy-wasm
+	// import used here takes i32 arguments and returns an i32 status.
+	fn := func(name string, f any) {
+		params, call := adapt(f)
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+			stack[0] = uint64(call(ctx, stack))
+		}), params, []api.ValueType{api.ValueTypeI32}).Export(name)
+	}
 
 	fn("proxy_log", func(ctx context.Context, level, p, n uint32) uint32 {
 		if msg, ok := vmOf(ctx).read(p, n); ok {
@@ -185,4 +194,32 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	})
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+// adapt turns a typed host function into a stack-based call. Only the
+// shapes used above are supported.
+func adapt(f any) ([]api.ValueType, func(context.Context, []uint64) uint32) {
+	i32 := api.ValueTypeI32
+	u := func(stack []uint64, i int) uint32 { return uint32(stack[i]) }
+	switch g := f.(type) {
+	case func(context.Context, uint32) uint32:
+		return []api.ValueType{i32}, func(c context.Context, s []uint64) uint32 { return g(c, u(s, 0)) }
+	case func(context.Context, uint32, uint32, uint32) uint32:
+		return []api.ValueType{i32, i32, i32}, func(c context.Context, s []uint64) uint32 { return g(c, u(s, 0), u(s, 1), u(s, 2)) }
+	case func(context.Context, uint32, uint32, uint32, uint32) uint32:
+		return []api.ValueType{i32, i32, i32, i32}, func(c context.Context, s []uint64) uint32 { return g(c, u(s, 0), u(s, 1), u(s, 2), u(s, 3)) }
+	case func(context.Context, uint32, uint32, uint32, uint32, uint32) uint32:
+		return []api.ValueType{i32, i32, i32, i32, i32}, func(c context.Context, s []uint64) uint32 {
+			return g(c, u(s, 0), u(s, 1), u(s, 2), u(s, 3), u(s, 4))
+		}
+	case func(context.Context, uint32, uint32, uint32, uint32, uint32, uint32) uint32:
+		return []api.ValueType{i32, i32, i32, i32, i32, i32}, func(c context.Context, s []uint64) uint32 {
+			return g(c, u(s, 0), u(s, 1), u(s, 2), u(s, 3), u(s, 4), u(s, 5))
+		}
+	case func(context.Context, uint32, uint32, uint32, uint32, uint32, uint32, uint32, int32) uint32:
+		return []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32}, func(c context.Context, s []uint64) uint32 {
+			return g(c, u(s, 0), u(s, 1), u(s, 2), u(s, 3), u(s, 4), u(s, 5), u(s, 6), int32(u(s, 7)))
+		}
+	}
+	panic(fmt.Sprintf("wasmtest: unsupported host function type %T", f))
 }

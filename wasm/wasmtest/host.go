@@ -244,6 +244,9 @@ func (vm *VM) Tick(ctx context.Context) error {
 // TickPeriod is what the plugin asked for (ms), 0 if none.
 func (vm *VM) TickPeriod() uint32 { return vm.tick }
 
+// Close releases the VM's module instance.
+func (vm *VM) Close(ctx context.Context) error { return vm.mod.Close(ctx) }
+
 // Memory is the VM's linear memory size in bytes.
 func (vm *VM) Memory() uint32 { return vm.mod.Memory().Size() }
 

@@ -190,19 +190,20 @@ type stream struct {
 }
 
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
-	s.path, _ = h.Header(abi.RequestHeaders, ":path")
+	req := h.Headers(abi.RequestHeaders)
+	s.path, _ = abi.Lookup(req, ":path")
 	if s.p.requestID {
-		if v, ok := h.Header(abi.RequestHeaders, "x-request-id"); !ok || v == "" {
+		if v, ok := abi.Lookup(req, "x-request-id"); !ok || v == "" {
 			h.SetHeader(abi.RequestHeaders, "x-request-id", newID())
 		}
 	}
 	if c := s.p.cfg.CORS; c != nil {
-		origin, ok := h.Header(abi.RequestHeaders, "origin")
+		origin, ok := abi.Lookup(req, "origin")
 		if ok && originAllowed(c, origin) {
 			s.origin = origin
 		}
-		method, _ := h.Header(abi.RequestHeaders, ":method")
-		reqMethod, preflight := h.Header(abi.RequestHeaders, "access-control-request-method")
+		method, _ := abi.Lookup(req, ":method")
+		reqMethod, preflight := abi.Lookup(req, "access-control-request-method")
 		if method == "OPTIONS" && ok && preflight {
 			if s.origin == "" || !methodAllowed(c, reqMethod) {
 				h.SendLocalResponse(403, "CORS preflight refused\n", []abi.Header{{Name: "content-type", Value: "text/plain"}, {Name: "vary", Value: "Origin"}})
@@ -216,8 +217,11 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 }
 
 func (s *stream) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
+	resp := h.Headers(abi.ResponseHeaders)
 	for _, name := range s.p.strip {
-		h.RemoveHeader(abi.ResponseHeaders, name)
+		if _, ok := abi.Lookup(resp, name); ok {
+			h.RemoveHeader(abi.ResponseHeaders, name)
+		}
 	}
 	for _, hd := range s.p.add {
 		h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)

@@ -132,8 +132,9 @@ type stream struct {
 }
 
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
-	key := s.p.callerKey(h)
-	path, _ := h.Header(abi.RequestHeaders, ":path")
+	req := h.Headers(abi.RequestHeaders)
+	key := s.p.callerKey(h, req)
+	path, _ := abi.Lookup(req, ":path")
 	rule, lim := s.p.limitFor(key, path)
 	ok, left, wait := take(h, s.p.cfg.MaxKeys, rule+"|"+key, lim)
 	s.decided, s.limit, s.left = true, lim, left
@@ -166,10 +167,10 @@ func formatLimit(l Limit) string {
 }
 
 // callerKey identifies the caller per the configured key.
-func (p *Plugin) callerKey(h abi.Host) string {
+func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
 	switch {
 	case p.cfg.Key == "principal":
-		if v, ok := h.Header(abi.RequestHeaders, "x-meshguard-principal"); ok && v != "" {
+		if v, ok := abi.Lookup(req, "x-meshguard-principal"); ok && v != "" {
 			return v
 		}
 	case p.cfg.Key == "spiffe":
@@ -177,7 +178,7 @@ func (p *Plugin) callerKey(h abi.Host) string {
 			return string(v)
 		}
 	case strings.HasPrefix(p.cfg.Key, "header:"):
-		if v, ok := h.Header(abi.RequestHeaders, strings.TrimPrefix(p.cfg.Key, "header:")); ok && v != "" {
+		if v, ok := abi.Lookup(req, strings.TrimPrefix(p.cfg.Key, "header:")); ok && v != "" {
 			return "header:" + v
 		}
 	}

@@ -48,7 +48,7 @@ func TestKeySources(t *testing.T) {
 		for k, v := range c.prop {
 			h.Props[k] = v
 		}
-		if got := p.callerKey(h); got != c.want {
+		if got := p.callerKey(h, h.Headers(abi.RequestHeaders)); got != c.want {
 			t.Errorf("key %s: %q, want %q", c.key, got, c.want)
 		}
 	}

@@ -126,18 +126,18 @@ func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 			return refuse(h, 431, "request header too large")
 		}
 	}
-	method, _ := h.Header(abi.RequestHeaders, ":method")
+	method, _ := abi.Lookup(headers, ":method")
 	if !slices.Contains(c.AllowedMethods, method) {
 		return refuse(h, 405, "method not allowed", abi.Header{Name: "allow", Value: strings.Join(c.AllowedMethods, ", ")})
 	}
-	path, _ := h.Header(abi.RequestHeaders, ":path")
+	path, _ := abi.Lookup(headers, ":path")
 	if len(path) > c.MaxURLLength {
 		return refuse(h, 414, "URL too long")
 	}
 	if reason := PathProblem(path); reason != "" {
 		return refuse(h, 400, "bad request path: "+reason)
 	}
-	if cl, ok := h.Header(abi.RequestHeaders, "content-length"); ok {
+	if cl, ok := abi.Lookup(headers, "content-length"); ok {
 		n, err := strconv.ParseInt(cl, 10, 64)
 		if err != nil || n < 0 {
 			return refuse(h, 400, "bad content-length")
@@ -146,7 +146,7 @@ func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 			return refuse(h, 413, "request body too large")
 		}
 	}
-	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(h, c.CSRF) {
+	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(headers, c.CSRF) {
 		return refuse(h, 403, "cross-site request refused")
 	}
 	return abi.Continue
@@ -157,11 +157,11 @@ func (s stream) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Contin
 // sameSiteOrAllowed implements the CSRF check: an Origin must be allowed;
 // without Origin, Sec-Fetch-Site must say same-origin, same-site or none
 // (user-initiated); without either (non-browser clients) the request passes.
-func sameSiteOrAllowed(h abi.Host, c *CSRF) bool {
-	if origin, ok := h.Header(abi.RequestHeaders, "origin"); ok {
+func sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
+	if origin, ok := abi.Lookup(headers, "origin"); ok {
 		return slices.Contains(c.AllowedOrigins, origin)
 	}
-	if site, ok := h.Header(abi.RequestHeaders, "sec-fetch-site"); ok {
+	if site, ok := abi.Lookup(headers, "sec-fetch-site"); ok {
 		return site == "same-origin" || site == "same-site" || site == "none"
 	}
 	return true

@@ -1,0 +1,90 @@
+package wasm_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/meshguard/meshguard/wasm/abi"
+	"github.com/meshguard/meshguard/wasm/wasmtest"
+)
+
+var benchConfigs = map[string]string{
+	"headers":   `{"hsts": {"maxAge": 31536000, "includeSubDomains": true}, "cors": {"allowedOrigins": ["https://app.example.com"]}}`,
+	"ratelimit": `{"key": "principal", "rps": 1e9, "burst": 1e9}`,
+	"validate":  `{"csrf": {"allowedOrigins": ["https://shop.example.com"]}}`,
+}
+
+var benchRequest = []abi.Header{
+	{Name: ":method", Value: "GET"}, {Name: ":path", Value: "/api/orders/42?expand=items"}, {Name: ":authority", Value: "shop.example.com"},
+	{Name: "user-agent", Value: "bench"}, {Name: "accept", Value: "application/json"}, {Name: "x-request-id", Value: "0123456789abcdef"},
+	{Name: "x-meshguard-principal", Value: `User::"alice"`}, {Name: "origin", Value: "https://app.example.com"},
+}
+
+// BenchmarkFilter measures one full request lifecycle (context create,
+// request headers, response headers, done, delete) through the .wasm filter
+// in wazero, host calls included.
+func BenchmarkFilter(b *testing.B) {
+	for _, name := range []string{"headers", "ratelimit", "validate"} {
+		b.Run(name, func(b *testing.B) {
+			_, vm := newVM(b, name, benchConfigs[name])
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ReportMetric(float64(len(module(b, name))), "module-bytes")
+			for b.Loop() {
+				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInstantiate measures creating a VM (what Envoy does per worker
+// thread): instantiate, _initialize, vm_start, configure.
+func BenchmarkInstantiate(b *testing.B) {
+	for _, name := range []string{"headers", "ratelimit", "validate"} {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			h, err := wasmtest.NewHost(ctx, module(b, name))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close(ctx)
+			for b.Loop() {
+				vm, err := h.NewVM(ctx, []byte(benchConfigs[name]))
+				if err != nil {
+					b.Fatal(err)
+				}
+				vm.Close(ctx)
+			}
+		})
+	}
+}
+
+// TestMemoryFlatAfterWarmup runs requests through each filter and checks the
+// VM's linear memory stops growing after warm-up (no per-request leak).
+func TestMemoryFlatAfterWarmup(t *testing.T) {
+	// The Go heap inside the VM settles within ~200k requests (measured:
+	// 8.1-8.3 MiB, then flat to 1M); after that it must not grow.
+	warmup, n := 200_000, 200_000
+	for _, name := range []string{"headers", "ratelimit", "validate"} {
+		_, vm := newVM(t, name, benchConfigs[name])
+		ctx := context.Background()
+		run := func(k int) {
+			for range k {
+				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run(warmup)
+		warm := vm.Memory()
+		run(n)
+		if after := vm.Memory(); after > warm {
+			t.Errorf("%s: linear memory grew from %d to %d bytes over %d requests after warm-up", name, warm, after, n)
+		} else {
+			t.Logf("%s: %d KiB linear memory after %d requests", name, after>>10, warmup+n)
+		}
+	}
+}
+
