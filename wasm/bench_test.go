@@ -12,6 +12,7 @@ var benchConfigs = map[string]string{
 	"headers":   `{"hsts": {"maxAge": 31536000, "includeSubDomains": true}, "cors": {"allowedOrigins": ["https://app.example.com"]}}`,
 	"ratelimit": `{"key": "principal", "rps": 1e9, "burst": 1e9}`,
 	"validate":  `{"csrf": {"allowedOrigins": ["https://shop.example.com"]}}`,
+	"noop":      `{}`,
 }
 
 var benchRequest = []abi.Header{
@@ -24,7 +25,7 @@ var benchRequest = []abi.Header{
 // request headers, response headers, done, delete) through the .wasm filter
 // in wazero, host calls included.
 func BenchmarkFilter(b *testing.B) {
-	for _, name := range []string{"headers", "ratelimit", "validate"} {
+	for _, name := range []string{"noop", "headers", "ratelimit", "validate"} {
 		b.Run(name, func(b *testing.B) {
 			_, vm := newVM(b, name, benchConfigs[name])
 			ctx := context.Background()
