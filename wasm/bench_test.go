@@ -88,4 +88,3 @@ func TestMemoryFlatAfterWarmup(t *testing.T) {
 		}
 	}
 }
-

@@ -227,7 +227,7 @@ func onConfigure(root, size uint32) (ok uint32) {
 	if size > 0 {
 		var p, n uint32
 		resetArena()
-	if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
 			host.Log(LogCritical, "cannot read plugin configuration")
 			return 0
 		}
