@@ -97,6 +97,11 @@ func ParseMesh(path string, data []byte) (*model.Mesh, error) {
 		}
 		m.Spec.Policies = dir
 	}
+	for i, f := range m.Spec.Filters {
+		if f.File != "" && !filepath.IsAbs(f.File) {
+			m.Spec.Filters[i].File = filepath.Join(filepath.Dir(path), f.File)
+		}
+	}
 	for i, f := range m.Spec.Federation {
 		if f.BundleFile != "" && !filepath.IsAbs(f.BundleFile) {
 			m.Spec.Federation[i].BundleFile = filepath.Join(filepath.Dir(path), f.BundleFile)

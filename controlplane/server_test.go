@@ -33,11 +33,11 @@ func testMesh(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := "../examples/quickstart"
-	data, err := os.ReadFile(filepath.Join(src, "mesh.yaml"))
+	data, err := os.ReadFile("testdata/sidecars/mesh.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(dir, "mesh.yaml"), string(data))
+	write(t, filepath.Join(dir, "mesh.yaml"), strings.Replace(string(data), "../../../examples/quickstart/policies", "./policies", 1))
 	for _, p := range []string{"policies/health.cedar", "policies/frontend/frontend.cedar", "policies/orders/read.cedar", "policies/orders/write.cedar", "policies/payments/payments.cedar"} {
 		b, err := os.ReadFile(filepath.Join(src, p))
 		if err != nil {

@@ -21,7 +21,14 @@ import (
 
 func TestStatusShowsRealProxies(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"mesh.yaml", "policies/health.cedar", "policies/frontend/frontend.cedar", "policies/orders/read.cedar",
+	mesh, err := os.ReadFile("../../controlplane/testdata/sidecars/mesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(dir, "mesh.yaml"), strings.Replace(string(mesh), "../../../examples/quickstart/policies", "./policies", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"policies/health.cedar", "policies/frontend/frontend.cedar", "policies/orders/read.cedar",
 		"policies/orders/write.cedar", "policies/payments/payments.cedar"} {
 		b, err := os.ReadFile(filepath.Join("../../examples/quickstart", f))
 		if err != nil {
@@ -83,15 +90,15 @@ func TestStatusShowsRealProxies(t *testing.T) {
 }
 
 func TestTranslateAndBootstrapCommands(t *testing.T) {
-	out, err := run(t, "translate", "--mesh", "../../examples/quickstart/mesh.yaml", "--workload", "orders-0")
+	out, err := run(t, "translate", "--mesh", "../../controlplane/testdata/sidecars/mesh.yaml", "--workload", "orders-0")
 	if err != nil || !strings.Contains(out, "outbound|payments") || !strings.Contains(out, "meshguard.route: orders/write") {
 		t.Fatalf("translate: %v\n%.400s", err, out)
 	}
-	out, err = run(t, "bootstrap", "--mesh", "../../examples/quickstart/mesh.yaml", "--workload", "frontend-0")
+	out, err = run(t, "bootstrap", "--mesh", "../../controlplane/testdata/sidecars/mesh.yaml", "--workload", "frontend-0")
 	if err != nil || !strings.Contains(out, "id: frontend-0") || !strings.Contains(out, "meshguard-xds") {
 		t.Fatalf("bootstrap: %v\n%s", err, out)
 	}
-	if _, err := run(t, "bootstrap", "--mesh", "../../examples/quickstart/mesh.yaml", "--workload", "ghost"); err == nil {
+	if _, err := run(t, "bootstrap", "--mesh", "../../controlplane/testdata/sidecars/mesh.yaml", "--workload", "ghost"); err == nil {
 		t.Fatal("bootstrap for an unknown workload succeeded")
 	}
 }

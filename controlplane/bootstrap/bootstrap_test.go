@@ -10,7 +10,7 @@ import (
 
 func quickstart(t *testing.T) *model.Mesh {
 	t.Helper()
-	data, err := os.ReadFile("../../examples/quickstart/mesh.yaml")
+	data, err := os.ReadFile("../testdata/sidecars/mesh.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func TestQuickstartMeshIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Spec.Services) != 3 {
+	if len(m.Spec.Services) < 3 {
 		t.Fatalf("services: %d", len(m.Spec.Services))
 	}
 }

@@ -250,9 +250,19 @@ func (m *Mesh) validate(sets func(string) bool) []FieldError {
 			}
 			routeIDs[r.ID] = svc.Name
 		}
+		hasProxyless := false
+		for _, w := range svc.Workloads {
+			hasProxyless = hasProxyless || w.Proxyless
+		}
+		if hasProxyless && svc.Protocol != "grpc" {
+			v.add(p+".protocol", "proxyless workloads are gRPC-Go processes: the service must be protocol grpc")
+		}
 		for j, c := range svc.Calls {
-			if _, ok := services[c]; !ok {
+			i, ok := services[c]
+			if !ok {
 				v.add(fmt.Sprintf("%s.calls[%d]", p, j), "no service %q", c)
+			} else if hasProxyless && s.Services[i].Protocol != "grpc" {
+				v.add(fmt.Sprintf("%s.calls[%d]", p, j), "proxyless workloads can only call gRPC services; %q is %s", c, s.Services[i].Protocol)
 			}
 		}
 		for j, c := range svc.ExternalCallers {
