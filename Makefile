@@ -21,9 +21,9 @@ wasm:
 		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o dist/$$f.wasm ./wasm/cmd/$$f || exit 1; \
 	done
 
-## run: the authorizer on the quickstart's embedded defaults
-run: build
-	./$(BIN) authz --config examples/quickstart/authz.yaml
+## run: the whole quickstart mesh on embedded defaults (meshguard up)
+run: build wasm
+	./$(BIN) up --config examples/quickstart
 
 ## test: formatting, vet and every test with the race detector.
 ## The identity tests run a real SPIRE server and agent: built once per machine

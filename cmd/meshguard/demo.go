@@ -89,6 +89,6 @@ parent per --roles value. The demo key is public: never trust it outside a demo.
 	}
 	keygen.Flags().StringVar(&out, "out", ".", "output directory")
 	keygen.Flags().StringVar(&kid, "kid", "demo-1", "key id")
-	cmd.AddCommand(token, keygen)
+	cmd.AddCommand(token, keygen, newDemoWorkloadCmd())
 	return cmd
 }
