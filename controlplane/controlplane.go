@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,9 +90,13 @@ func ParseMesh(path string, data []byte) (*model.Mesh, error) {
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(filepath.Dir(path), dir)
 		}
-		store := policy.NewStore(dir, "", policy.WithLogger(slog.New(slog.DiscardHandler)))
-		_ = store.Reload() // errors in sets are the authorizer's to report; names are what matter here
-		sets = func(s string) bool { _, ok := store.Set(s); return ok || s == policy.DefaultSet }
+		// Only the names matter here: whether a set parses is the authorizer's
+		// to report (it keeps the last good version).
+		names, err := policy.SetNames(dir)
+		if err != nil {
+			return nil, fmt.Errorf("spec.policies: %w", err)
+		}
+		sets = func(s string) bool { return s == policy.DefaultSet || slices.Contains(names, s) }
 		if m, err = model.Parse(data, sets); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,11 +204,22 @@ func (s *Server) goServe(f func() error) {
 // meshWatcher watches the mesh file's directory and the policy directory
 // (route policy sets must exist there).
 func (s *Server) meshWatcher() (*filewatch.Watcher, error) {
-	dirs := []string{filepath.Dir(s.cfg.MeshPath)}
+	mesh := filepath.Clean(s.cfg.MeshPath)
+	dirs := []string{filepath.Dir(mesh)}
+	var policies string
 	if m := s.Builder.Mesh(); m != nil && m.Spec.Policies != "" {
 		dirs = append(dirs, m.Spec.Policies)
+		policies = filepath.Clean(m.Spec.Policies) + string(filepath.Separator)
 	}
-	return filewatch.New(dirs, true)
+	fw, err := filewatch.New(dirs, true)
+	if err != nil {
+		return nil, err
+	}
+	// The mesh file and the policy set names; not the logs or run state that
+	// often sit beside them.
+	return fw.Only(func(p string) bool {
+		return p == mesh || (policies != "" && (strings.HasPrefix(p, policies) || p+string(filepath.Separator) == policies))
+	}), nil
 }
 
 // reload re-reads the mesh; a bad edit keeps the last good mesh.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,6 +244,12 @@ func (s *Server) watchPolicies(ctx context.Context) {
 		s.log.Error("policies not watched; changes need a restart", "err", err)
 		return
 	}
+	// Only policy files and the entities file matter: other files next to
+	// them (logs, run state) must not keep postponing reloads.
+	policies := filepath.Clean(s.cfg.Policies) + string(filepath.Separator)
+	fw.Only(func(p string) bool {
+		return strings.HasPrefix(p, policies) || p == filepath.Clean(s.cfg.Policies) || (s.cfg.Entities != "" && p == filepath.Clean(s.cfg.Entities))
+	})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

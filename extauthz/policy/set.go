@@ -206,5 +206,20 @@ func readFile(p string, size int64) ([]byte, error) {
 	return data, nil
 }
 
+// SetNames lists the sets a policy directory defines, without parsing them:
+// a set exists whether or not its files currently parse.
+func SetNames(root string) ([]string, error) {
+	sources, err := readDir(root)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
 // ErrUnknownSet is returned for a set that is not loaded.
 var ErrUnknownSet = errors.New("unknown policy set")

@@ -17,13 +17,25 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Debounce is how long the watcher waits after the last event before calling back.
-const Debounce = 100 * time.Millisecond
+// Debounce is how long the watcher waits after the last event before
+// calling back; MaxDelay bounds the wait when events never stop (a log file
+// being written next to a watched file), so a change is applied regardless.
+const (
+	Debounce = 100 * time.Millisecond
+	MaxDelay = 500 * time.Millisecond
+)
 
 // Watcher watches directories; Run delivers debounced change callbacks.
 type Watcher struct {
 	w         *fsnotify.Watcher
 	recursive bool
+	match     func(path string) bool
+}
+
+// Only makes the watcher ignore events on paths for which match is false.
+func (fw *Watcher) Only(match func(path string) bool) *Watcher {
+	fw.match = match
+	return fw
 }
 
 // New starts watching each directory in dirs (and, when recursive, each
@@ -60,6 +72,7 @@ func (fw *Watcher) Run(ctx context.Context, onChange func()) {
 	defer w.Close()
 	var timer *time.Timer
 	var fire <-chan time.Time
+	var first time.Time // first event of the pending burst
 	for {
 		select {
 		case <-ctx.Done():
@@ -76,10 +89,17 @@ func (fw *Watcher) Run(ctx context.Context, onChange func()) {
 					_ = add(w, ev.Name, true)
 				}
 			}
+			if fw.match != nil && !fw.match(ev.Name) {
+				continue
+			}
+			if fire == nil {
+				first = time.Now()
+			}
+			wait := min(Debounce, MaxDelay-time.Since(first))
 			if timer == nil {
-				timer = time.NewTimer(Debounce)
+				timer = time.NewTimer(max(wait, 0))
 			} else {
-				timer.Reset(Debounce)
+				timer.Reset(max(wait, 0))
 			}
 			fire = timer.C
 		case err, ok := <-w.Errors:
