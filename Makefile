@@ -31,6 +31,7 @@ run: build wasm
 test: fmt-check vet spire wasm
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
+	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
 
 spire:
 	bash tools/spire/build.sh

@@ -45,9 +45,13 @@ type sharedEntry struct {
 	cas   uint32
 }
 
+// compilations is shared by every Host: compiling a 3.5 MB Go module is
+// the slowest step, and tests create many hosts for the same modules.
+var compilations = wazero.NewCompilationCache()
+
 // NewHost compiles a filter module.
 func NewHost(ctx context.Context, wasm []byte) (*Host, error) {
-	rt := wazero.NewRuntime(ctx)
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(compilations))
 	h := &Host{rt: rt, props: map[string]string{}, shared: map[string]sharedEntry{}}
 	h.now.Store(1_800_000_000_000_000_000)
 	compiled, err := rt.CompileModule(ctx, wasm)
