@@ -51,7 +51,8 @@ lint: fmt-check vet
 
 ## bench: Go benchmarks of the decision path, then the gRPC load run (bench/authz-load.sh)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extauthz/... | tee bench/out-go-bench.txt
+	@mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extauthz/... | tee bench/out/go-bench.txt
 	bash bench/authz-load.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)

@@ -102,9 +102,14 @@ func TestFileSource(t *testing.T) {
 	}
 }
 
-// handshake runs an mTLS exchange over loopback and returns the client's
-// and server's errors and the negotiated key exchange group.
-func handshake(t *testing.T, server, client *tls.Config) (cerr, serr error, curve tls.CurveID) {
+// handshakeResult is the outcome of one mTLS exchange over loopback.
+type handshakeResult struct {
+	client, server error
+	curve          tls.CurveID // the negotiated key exchange group
+}
+
+// handshake runs an mTLS exchange over loopback.
+func handshake(t *testing.T, server, client *tls.Config) handshakeResult {
 	t.Helper()
 	l, err := tls.Listen("tcp", "127.0.0.1:0", server)
 	if err != nil {
@@ -125,6 +130,7 @@ func handshake(t *testing.T, server, client *tls.Config) (cerr, serr error, curv
 		}
 		done <- err
 	}()
+	var curve tls.CurveID
 	c, err := tls.Dial("tcp", l.Addr().String(), client)
 	if err == nil {
 		curve = c.ConnectionState().CurveID
@@ -132,7 +138,7 @@ func handshake(t *testing.T, server, client *tls.Config) (cerr, serr error, curv
 		_, err = io.ReadFull(c, buf)
 		c.Close()
 	}
-	return err, <-done, curve
+	return handshakeResult{client: err, server: <-done, curve: curve}
 }
 
 func TestMutualTLSWithSPIFFEPolicy(t *testing.T) {
@@ -142,39 +148,37 @@ func TestMutualTLSWithSPIFFEPolicy(t *testing.T) {
 	srv, _ := NewDevCASource(ca, srvID, time.Hour)
 	cli, _ := NewDevCASource(ca, cliID, time.Hour)
 
-	cerr, serr, curve := handshake(t,
+	r := handshake(t,
 		ServerTLS(srv, srv, Policy{TrustDomains: []string{"meshguard.test"}}),
 		ClientTLS(cli, cli, Policy{IDs: []string{srvID.String()}}))
-	if cerr != nil || serr != nil {
-		t.Fatalf("allowed peers failed: client %v, server %v", cerr, serr)
+	if r.client != nil || r.server != nil {
+		t.Fatalf("allowed peers failed: client %v, server %v", r.client, r.server)
 	}
-	if curve != tls.X25519MLKEM768 {
-		t.Fatalf("key exchange %v, want the hybrid post-quantum X25519MLKEM768", curve)
+	if r.curve != tls.X25519MLKEM768 {
+		t.Fatalf("key exchange %v, want the hybrid post-quantum X25519MLKEM768", r.curve)
 	}
 
 	// The server only admits another workload.
-	_, serr, _ = handshake(t,
+	serr := handshake(t,
 		ServerTLS(srv, srv, Policy{IDs: []string{"spiffe://meshguard.test/ns/demo/sa/payments"}}),
-		ClientTLS(cli, cli, Policy{IDs: []string{srvID.String()}}))
+		ClientTLS(cli, cli, Policy{IDs: []string{srvID.String()}})).server
 	if serr == nil || !strings.Contains(serr.Error(), "not allowed") {
 		t.Fatalf("server accepted a client outside its policy: %v", serr)
 	}
 
 	// The client expects another server identity.
-	cerr, _, _ = handshake(t,
+	if handshake(t,
 		ServerTLS(srv, srv, Policy{TrustDomains: []string{"meshguard.test"}}),
-		ClientTLS(cli, cli, Policy{IDs: []string{"spiffe://meshguard.test/meshguard/controlplane"}}))
-	if cerr == nil {
+		ClientTLS(cli, cli, Policy{IDs: []string{"spiffe://meshguard.test/meshguard/controlplane"}})).client == nil {
 		t.Fatal("client accepted the wrong server identity")
 	}
 
 	// A client from another CA (same trust domain name) is refused.
 	rogueCA, _ := devca.New(td)
 	rogue, _ := NewDevCASource(rogueCA, cliID, time.Hour)
-	_, serr, _ = handshake(t,
+	if handshake(t,
 		ServerTLS(srv, srv, Policy{TrustDomains: []string{"meshguard.test"}}),
-		ClientTLS(rogue, srv, Policy{IDs: []string{srvID.String()}}))
-	if serr == nil {
+		ClientTLS(rogue, srv, Policy{IDs: []string{srvID.String()}})).server == nil {
 		t.Fatal("server accepted a client certificate from an untrusted CA")
 	}
 }

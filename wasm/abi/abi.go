@@ -14,6 +14,7 @@ package abi
 import (
 	"errors"
 	"strings"
+	"unsafe"
 )
 
 // MapType selects a header map (proxy-wasm ABI values).
@@ -126,7 +127,18 @@ func EncodeHeaders(hs []Header) []byte {
 }
 
 // DecodeHeaders parses the map format; malformed input yields nil.
-func DecodeHeaders(b []byte) []Header {
+func DecodeHeaders(b []byte) []Header { return decodeHeaders(b, false) }
+
+// decodeOwnedHeaders is DecodeHeaders whose strings share b's memory: one
+// allocation for the whole map instead of two per pair, which is most of a
+// filter's garbage. The caller must own b and never modify it afterwards.
+func decodeOwnedHeaders(b []byte) []Header { return decodeHeaders(b, true) }
+
+func decodeHeaders(b []byte, alias bool) []Header {
+	str := func(p []byte) string { return string(p) }
+	if alias {
+		str = func(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
+	}
 	if len(b) < 4 {
 		return nil
 	}
@@ -141,9 +153,9 @@ func DecodeHeaders(b []byte) []Header {
 		if off+kl+1+vl+1 > len(b) || kl < 0 || vl < 0 {
 			return nil
 		}
-		k := string(b[off : off+kl])
+		k := str(b[off : off+kl])
 		off += kl + 1
-		v := string(b[off : off+vl])
+		v := str(b[off : off+vl])
 		off += vl + 1
 		out = append(out, Header{k, v})
 	}

@@ -13,6 +13,21 @@ func TestHeaderMapRoundTrip(t *testing.T) {
 	if got := DecodeHeaders(EncodeHeaders(nil)); got == nil || len(got) != 0 {
 		t.Fatalf("empty map decoded as %v", got)
 	}
+	if got := decodeOwnedHeaders(EncodeHeaders(in)); !reflect.DeepEqual(got, in) {
+		t.Fatalf("owned round trip = %v", got)
+	}
+}
+
+func TestDecodeHeadersRejectsTruncatedMaps(t *testing.T) {
+	full := EncodeHeaders([]Header{{"name", "value"}})
+	for n := range len(full) {
+		if got := DecodeHeaders(full[:n]); got != nil {
+			t.Fatalf("%d of %d bytes decoded as %v", n, len(full), got)
+		}
+		if got := decodeOwnedHeaders(full[:n]); got != nil {
+			t.Fatalf("owned: %d of %d bytes decoded as %v", n, len(full), got)
+		}
+	}
 }
 
 func FuzzDecodeHeaders(f *testing.F) {
@@ -22,6 +37,9 @@ func FuzzDecodeHeaders(f *testing.F) {
 		hs := DecodeHeaders(b) // must not panic on hostile host data
 		if hs != nil && !reflect.DeepEqual(DecodeHeaders(EncodeHeaders(hs)), hs) {
 			t.Fatal("decoded headers do not round trip")
+		}
+		if owned := decodeOwnedHeaders(append([]byte(nil), b...)); !reflect.DeepEqual(owned, hs) {
+			t.Fatalf("owned decode = %v, copying decode = %v", owned, hs)
 		}
 	})
 }

@@ -110,7 +110,7 @@ func (wasmHost) Headers(m MapType) []Header {
 	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
 		return nil
 	}
-	return DecodeHeaders(take(p, n))
+	return decodeOwnedHeaders(take(p, n)) // take returns a fresh copy
 }
 
 func (wasmHost) Header(m MapType, name string) (string, bool) {
