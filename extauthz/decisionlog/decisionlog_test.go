@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,5 +76,30 @@ func TestNilLoggerIsANoOp(t *testing.T) {
 	var l *Logger
 	if !l.Log(&Entry{}) || l.Dropped() != 0 || l.Close(context.Background()) != nil {
 		t.Fatal("nil logger misbehaves")
+	}
+}
+
+// Entries logged faster than the writer's batches are all written, in order.
+func TestBatchesKeepEveryEntryInOrder(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out, 20000, nil)
+	const n = 10000
+	for i := range n {
+		if !l.Log(&Entry{DecisionID: strconv.Itoa(i)}) {
+			t.Fatalf("entry %d dropped with room in the buffer", i)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != n {
+		t.Fatalf("wrote %d lines, want %d", len(lines), n)
+	}
+	for i, line := range lines {
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.DecisionID != strconv.Itoa(i) {
+			t.Fatalf("line %d = %q (%v), want decision %d", i, line, err, i)
+		}
 	}
 }
