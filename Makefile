@@ -27,7 +27,7 @@ run: build wasm
 
 ## test: formatting, vet and every test with the race detector.
 ## The identity tests run a real SPIRE server and agent: built once per machine
-## into ~/.cache/meshguard (4-9 minutes the first time).
+## into ~/.cache/meshguard (5-15 minutes the first time, on 2 cores).
 test: fmt-check vet spire wasm
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
