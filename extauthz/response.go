@@ -143,7 +143,7 @@ func overwrite(k, v string) *corev3.HeaderValueOption {
 // dynamicMetadata is emitted on every response; Envoy stores it under the
 // ext_authz filter's namespace for access logs and later filters.
 func dynamicMetadata(d *Decision) *structpb.Struct {
-	a := newValues(len(d.Policies)+8, 2)
+	a := newValues(len(d.Policies)+6, 2) // the strings and bools below
 	policies := make([]*structpb.Value, len(d.Policies))
 	for i, p := range d.Policies {
 		policies[i] = a.str(p)
@@ -167,7 +167,10 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 
 // values hands out structpb values from a few blocks allocated up front
 // instead of two allocations per value: metadata is built for every
-// response, and its garbage was a third of a Check's allocations.
+// response, and its garbage was a third of a Check's allocations. The kind
+// blocks may grow (the old arrays stay alive behind the pointers already
+// handed out, and their elements are never written again); the Value block
+// is not grown because Values must not be copied.
 type values struct {
 	vals  []structpb.Value
 	strs  []structpb.Value_StringValue
@@ -182,8 +185,6 @@ func newValues(strs, bools int) *values {
 	}
 }
 
-// next returns the next free value; the blocks never grow past their
-// capacity, so pointers handed out stay valid.
 func (a *values) next() *structpb.Value {
 	if len(a.vals) == cap(a.vals) {
 		return &structpb.Value{}
@@ -193,23 +194,15 @@ func (a *values) next() *structpb.Value {
 }
 
 func (a *values) str(s string) *structpb.Value {
-	v := a.next()
-	if len(a.strs) == cap(a.strs) {
-		v.Kind = &structpb.Value_StringValue{StringValue: s}
-		return v
-	}
 	a.strs = append(a.strs, structpb.Value_StringValue{StringValue: s})
+	v := a.next()
 	v.Kind = &a.strs[len(a.strs)-1]
 	return v
 }
 
 func (a *values) bool(b bool) *structpb.Value {
-	v := a.next()
-	if len(a.bools) == cap(a.bools) {
-		v.Kind = &structpb.Value_BoolValue{BoolValue: b}
-		return v
-	}
 	a.bools = append(a.bools, structpb.Value_BoolValue{BoolValue: b})
+	v := a.next()
 	v.Kind = &a.bools[len(a.bools)-1]
 	return v
 }

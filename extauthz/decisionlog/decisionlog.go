@@ -133,23 +133,14 @@ func (l *Logger) run() {
 		_, _ = l.w.Write(buf)
 	}
 	for e := range l.ch {
+		// Write e and what queued behind it, then flush once. Only this
+		// goroutine receives, so those entries are there to take, even
+		// after Close.
 		write(e)
-		open := true
-	drain:
-		for open {
-			select {
-			case e, open = <-l.ch:
-				if open {
-					write(e)
-				}
-			default:
-				break drain
-			}
+		for range len(l.ch) {
+			write(<-l.ch)
 		}
 		_ = l.w.Flush()
-		if !open {
-			return
-		}
 		time.Sleep(batchPause)
 	}
 }

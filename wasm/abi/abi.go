@@ -12,6 +12,7 @@
 package abi
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"unsafe"
@@ -127,18 +128,14 @@ func EncodeHeaders(hs []Header) []byte {
 }
 
 // DecodeHeaders parses the map format; malformed input yields nil.
-func DecodeHeaders(b []byte) []Header { return decodeHeaders(b, false) }
+func DecodeHeaders(b []byte) []Header { return decodeOwnedHeaders(bytes.Clone(b)) }
 
 // decodeOwnedHeaders is DecodeHeaders whose strings share b's memory: one
 // allocation for the whole map instead of two per pair, which is most of a
 // filter's garbage. The caller must own b and never modify it afterwards.
-func decodeOwnedHeaders(b []byte) []Header { return decodeHeaders(b, true) }
-
-func decodeHeaders(b []byte, alias bool) []Header {
-	str := func(p []byte) string { return string(p) }
-	if alias {
-		str = func(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
-	}
+func decodeOwnedHeaders(b []byte) []Header {
+	// Strings over b's bytes, not copies of them.
+	str := func(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
 	if len(b) < 4 {
 		return nil
 	}

@@ -1,0 +1,34 @@
+package extauthz
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	cedar "github.com/cedar-policy/cedar-go"
+)
+
+func TestDynamicMetadataValues(t *testing.T) {
+	d := &Decision{
+		ID: "d-1", Allow: true, Reason: "allowed", Mode: ModeShadow,
+		Route:     Route{ID: "orders/read", PolicySet: "orders"},
+		Principal: cedar.NewEntityUID("User", "alice"),
+		Would:     &Outcome{Allow: false},
+	}
+	// More policies than any block reserves up front: values handed out
+	// before a block grows must keep their contents.
+	for i := range 40 {
+		d.Policies = append(d.Policies, fmt.Sprintf("orders/read.cedar#p%d", i))
+	}
+	policies := make([]any, len(d.Policies))
+	for i, p := range d.Policies {
+		policies[i] = p
+	}
+	want := map[string]any{
+		"decision_id": "d-1", "principal": `User::"alice"`, "policy_set": "orders", "policies": policies,
+		"mode": ModeShadow, "allowed": true, "reason": "allowed", "route": "orders/read", "would_allow": false,
+	}
+	if got := dynamicMetadata(d).AsMap(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("metadata\n got %v\nwant %v", got, want)
+	}
+}
