@@ -3,6 +3,7 @@ package wasm_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/meshguard/meshguard/wasm/abi"
 	"github.com/meshguard/meshguard/wasm/wasmtest"
@@ -38,6 +39,33 @@ func BenchmarkFilter(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkHostCall measures one crossing from the module to the host: a
+// lifecycle of the no-op filter making 10 trivial host calls, less one
+// making none, per call. It explains the filters' figures: each header
+// read or edit is at least one such crossing.
+func BenchmarkHostCall(b *testing.B) {
+	_, none := newVM(b, "noop", `{}`)
+	_, ten := newVM(b, "noop", `{"hostCalls": 10}`)
+	ctx := context.Background()
+	run := func(vm *wasmtest.VM, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	var with, without time.Duration
+	n := 0
+	for b.Loop() {
+		with += run(ten, 1)
+		without += run(none, 1)
+		n++
+	}
+	b.ReportMetric(float64((with-without).Nanoseconds())/float64(n)/10, "ns/hostcall")
 }
 
 // BenchmarkInstantiate measures creating a VM (what Envoy does per worker

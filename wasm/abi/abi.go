@@ -14,6 +14,7 @@ package abi
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -68,6 +69,12 @@ var ErrCASMismatch = errors.New("shared data changed (CAS mismatch)")
 type Header struct{ Name, Value string }
 
 // Host is what a filter may ask of the proxy.
+//
+// Strings and byte slices a Host returns point into memory the ABI layer
+// reuses: they are valid until the callback that obtained them returns.
+// A filter that keeps one longer (e.g. the request path, for the response)
+// copies it. This keeps a request free of Go allocations inside the
+// module, where each one costs more than a host call (bench/RESULTS.md).
 type Host interface {
 	Headers(m MapType) []Header
 	Header(m MapType, name string) (string, bool)
@@ -104,6 +111,13 @@ type HTTPContext interface {
 	OnResponseHeaders(h Host, endOfStream bool) Action
 }
 
+// Deleter is implemented by contexts that want to know when the host has
+// deleted their stream (proxy_on_delete), e.g. to be reused for another
+// stream. The layer never uses the context after OnDelete.
+type Deleter interface {
+	OnDelete()
+}
+
 // EncodeHeaders serializes pairs in the ABI's map format: a u32 count, then
 // (u32 key length, u32 value length) per pair, then each key and value
 // followed by a NUL byte. Little-endian.
@@ -127,37 +141,51 @@ func EncodeHeaders(hs []Header) []byte {
 	return b
 }
 
-// DecodeHeaders parses the map format; malformed input yields nil.
-func DecodeHeaders(b []byte) []Header { return decodeOwnedHeaders(bytes.Clone(b)) }
+// DecodeHeaders parses the map format; malformed input yields nil. The
+// result does not alias b.
+func DecodeHeaders(b []byte) []Header {
+	hs, ok := appendHeaders([]Header{}, bytes.Clone(b))
+	if !ok {
+		return nil
+	}
+	return hs
+}
 
-// decodeOwnedHeaders is DecodeHeaders whose strings share b's memory: one
-// allocation for the whole map instead of two per pair, which is most of a
-// filter's garbage. The caller must own b and never modify it afterwards.
-func decodeOwnedHeaders(b []byte) []Header {
+// appendHeaders decodes the map in b onto dst. The strings share b's
+// memory — no allocation per pair, which would be most of a filter's
+// garbage — so b must not change while they are in use. ok is false for a
+// malformed map; dst then holds a partial result to discard.
+func appendHeaders(dst []Header, b []byte) (_ []Header, ok bool) {
 	// Strings over b's bytes, not copies of them.
 	str := func(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
 	if len(b) < 4 {
-		return nil
+		return dst, false
 	}
 	n := int(u32(b))
 	if n < 0 || 4+8*n > len(b) {
-		return nil
+		return dst, false
 	}
-	out := make([]Header, 0, n)
+	dst = slices.Grow(dst, n)
 	off := 4 + 8*n
 	for i := range n {
 		kl, vl := int(u32(b[4+8*i:])), int(u32(b[8+8*i:]))
-		if off+kl+1+vl+1 > len(b) || kl < 0 || vl < 0 {
-			return nil
+		if kl < 0 || vl < 0 || off+kl+1+vl+1 > len(b) {
+			return dst, false
 		}
 		k := str(b[off : off+kl])
 		off += kl + 1
 		v := str(b[off : off+vl])
 		off += vl + 1
-		out = append(out, Header{k, v})
+		dst = append(dst, Header{k, v})
 	}
-	return out
+	return dst, true
 }
+
+// String returns the bytes of b as a string without copying, for passing
+// a filter's scratch buffer to a Host call (the host copies what it is
+// given before the call returns). b must not change while the string is in
+// use.
+func String(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func le32(b []byte, v uint32) []byte {
 	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))

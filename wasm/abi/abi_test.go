@@ -15,7 +15,7 @@ func TestHeaderMapRoundTrip(t *testing.T) {
 	}
 }
 
-// DecodeHeaders (which decodes in place through decodeOwnedHeaders) must
+// DecodeHeaders (which decodes in place through appendHeaders) must
 // not alias its input: the caller may reuse the buffer.
 func TestDecodeHeadersCopiesItsInput(t *testing.T) {
 	b := EncodeHeaders([]Header{{"name", "value"}})

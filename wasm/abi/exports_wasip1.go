@@ -3,7 +3,7 @@
 package abi
 
 import (
-	"encoding/binary"
+	"bytes"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -59,16 +59,25 @@ const (
 
 var (
 	plugin   Plugin
-	contexts = map[uint32]HTTPContext{}
-	// Buffers the host asks us to allocate (to return data) come from a
-	// bump arena, reset at every host call that returns data: the data is
-	// copied out right after the call, so one arena serves them all without
-	// a Go allocation per header read. Larger buffers are allocated and
-	// kept alive in allocated until taken (Go's GC does not move objects,
-	// so the address stays valid).
+	contexts contextTable
+
+	// What the host returns during one callback — buffers it asks us to
+	// allocate (proxy_on_memory_allocate) and the header lists decoded from
+	// them — lives in arenas reset when the next callback starts (Host's
+	// lifetime rule), so a request costs no Go allocation for them.
+	// Buffers too large for the arena are allocated and kept in allocated
+	// until taken (Go's GC does not move objects, so the address the host
+	// was given stays valid).
 	arena     = make([]byte, 64<<10)
 	arenaUsed uint32
 	allocated = map[uint32][]byte{}
+	headers   = make([]Header, 0, 128)
+
+	// Where the host writes a call's results. Locals would escape through
+	// unsafe.Pointer and cost an allocation per call; the module is single
+	// threaded and nothing nests between a call and the read of its results.
+	retPtr, retSize, retCas uint32
+	retTime                 uint64
 )
 
 // SetPlugin registers the filter; call it from the command's init().
@@ -87,14 +96,18 @@ func bptr(b []byte) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(b))
 }
 
-// resetArena is called before each host call that returns data.
-func resetArena() { arenaUsed = 0 }
+// beginCallback starts a callback that runs filter code: what the host
+// returned during the previous one is no longer referenced.
+func beginCallback() {
+	arenaUsed = 0
+	headers = headers[:0]
+}
 
-// take returns (a copy of) a buffer the host allocated through us.
+// take returns a buffer the host allocated through us and filled.
 func take(p, size uint32) []byte {
 	base := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(arena))))
-	if p >= base && p+size <= base+uint32(len(arena)) {
-		return append([]byte(nil), arena[p-base:p-base+size]...)
+	if p >= base && p+size <= base+arenaUsed {
+		return arena[p-base : p-base+size : p-base+size]
 	}
 	b, ok := allocated[p]
 	delete(allocated, p)
@@ -105,21 +118,23 @@ func take(p, size uint32) []byte {
 }
 
 func (wasmHost) Headers(m MapType) []Header {
-	var p, n uint32
-	resetArena()
-	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 		return nil
 	}
-	return decodeOwnedHeaders(take(p, n)) // take returns a fresh copy
+	start := len(headers)
+	hs, ok := appendHeaders(headers, take(retPtr, retSize))
+	if !ok {
+		return nil
+	}
+	headers = hs
+	return hs[start:len(hs):len(hs)]
 }
 
 func (wasmHost) Header(m MapType, name string) (string, bool) {
-	var p, n uint32
-	resetArena()
-	if proxyGetHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+	if proxyGetHeaderMapValue(uint32(m), ptr(name), uint32(len(name)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 		return "", false
 	}
-	return string(take(p, n)), true
+	return String(take(retPtr, retSize)), true
 }
 
 func (wasmHost) SetHeader(m MapType, name, value string) {
@@ -141,12 +156,10 @@ func (wasmHost) SendLocalResponse(status uint32, body string, headers []Header) 
 }
 
 func (wasmHost) SharedData(key string) ([]byte, uint32, bool) {
-	var p, n, cas uint32
-	resetArena()
-	if proxyGetSharedData(ptr(key), uint32(len(key)), unsafe.Pointer(&p), unsafe.Pointer(&n), unsafe.Pointer(&cas)) != 0 {
+	if proxyGetSharedData(ptr(key), uint32(len(key)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize), unsafe.Pointer(&retCas)) != 0 {
 		return nil, 0, false
 	}
-	return take(p, n), cas, true
+	return take(retPtr, retSize), retCas, true
 }
 
 func (wasmHost) SetSharedData(key string, value []byte, cas uint32) error {
@@ -162,18 +175,15 @@ func (wasmHost) SetSharedData(key string, value []byte, cas uint32) error {
 
 func (wasmHost) Property(path ...string) ([]byte, bool) {
 	p := strings.Join(path, "\x00")
-	var rp, n uint32
-	resetArena()
-	if proxyGetProperty(ptr(p), uint32(len(p)), unsafe.Pointer(&rp), unsafe.Pointer(&n)) != 0 {
+	if proxyGetProperty(ptr(p), uint32(len(p)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 		return nil, false
 	}
-	return take(rp, n), true
+	return take(retPtr, retSize), true
 }
 
 func (wasmHost) NowNanos() int64 {
-	var b [8]byte
-	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&b[0]))
-	return int64(binary.LittleEndian.Uint64(b[:]))
+	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&retTime))
+	return int64(retTime) // wasm is little-endian, as the ABI
 }
 
 func (wasmHost) Log(level LogLevel, msg string) {
@@ -205,7 +215,7 @@ func onContextCreate(id, parent uint32) {
 	if parent == 0 || plugin == nil {
 		return // the root context
 	}
-	contexts[id] = plugin.NewContext(id)
+	contexts.put(id, plugin.NewContext(id))
 }
 
 //go:wasmexport proxy_on_vm_start
@@ -213,6 +223,7 @@ func onVMStart(root, size uint32) uint32 { return 1 }
 
 //go:wasmexport proxy_on_configure
 func onConfigure(root, size uint32) (ok uint32) {
+	beginCallback()
 	defer func() {
 		if r := recover(); r != nil {
 			host.Log(LogCritical, fmt.Sprintf("plugin configuration panicked: %v", r))
@@ -225,13 +236,11 @@ func onConfigure(root, size uint32) (ok uint32) {
 	}
 	var cfg []byte
 	if size > 0 {
-		var p, n uint32
-		resetArena()
-		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&p), unsafe.Pointer(&n)) != 0 {
+		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 			host.Log(LogCritical, "cannot read plugin configuration")
 			return 0
 		}
-		cfg = take(p, n)
+		cfg = bytes.Clone(take(retPtr, retSize)) // the filter may keep it
 	}
 	if err := plugin.Configure(host, cfg); err != nil {
 		host.Log(LogCritical, "invalid plugin configuration, refusing to start: "+err.Error())
@@ -243,6 +252,7 @@ func onConfigure(root, size uint32) (ok uint32) {
 // guard fails closed: a panicking filter answers 500 rather than letting
 // the request through unchecked.
 func guard(id uint32, f func(HTTPContext) Action) (a uint32) {
+	beginCallback()
 	defer func() {
 		if r := recover(); r != nil {
 			host.Log(LogError, fmt.Sprintf("filter panicked: %v", r))
@@ -250,7 +260,7 @@ func guard(id uint32, f func(HTTPContext) Action) (a uint32) {
 			a = uint32(Pause)
 		}
 	}()
-	c, ok := contexts[id]
+	c, ok := contexts.get(id)
 	if !ok {
 		return uint32(Continue)
 	}
@@ -286,10 +296,16 @@ func onLog(id uint32) {}
 func onDone(id uint32) uint32 { return 1 }
 
 //go:wasmexport proxy_on_delete
-func onDelete(id uint32) { delete(contexts, id) }
+func onDelete(id uint32) {
+	c, ok := contexts.remove(id)
+	if d, isDeleter := c.(Deleter); ok && isDeleter {
+		d.OnDelete()
+	}
+}
 
 //go:wasmexport proxy_on_tick
 func onTick(root uint32) {
+	beginCallback()
 	defer func() { _ = recover() }()
 	if plugin != nil {
 		plugin.Tick(host)

@@ -58,16 +58,20 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		if vm.active == nil {
 			return stNotFound
 		}
-		return vm.returnBytes(ctx, abi.EncodeHeaders(vm.active.maps[abi.MapType(m)]), retPtr, retSize)
+		hs := vm.active.headerMap(m)
+		if hs == nil {
+			return stBadArgument
+		}
+		return vm.returnBytes(ctx, abi.EncodeHeaders(*hs), retPtr, retSize)
 	})
 	fn("proxy_get_header_map_value", func(ctx context.Context, m, kp, kn, retPtr, retSize uint32) uint32 {
 		vm := vmOf(ctx)
 		key, ok := vm.read(kp, kn)
-		if !ok || vm.active == nil {
+		if !ok || vm.active == nil || vm.active.headerMap(m) == nil {
 			return stBadArgument
 		}
 		var vals []string
-		for _, hd := range vm.active.maps[abi.MapType(m)] {
+		for _, hd := range *vm.active.headerMap(m) {
 			if strings.EqualFold(hd.Name, key) {
 				vals = append(vals, hd.Value)
 			}
@@ -77,31 +81,32 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		}
 		return vm.returnBytes(ctx, []byte(strings.Join(vals, ",")), retPtr, retSize)
 	})
-	mutate := func(ctx context.Context, m, kp, kn uint32, f func(s *stream, key string)) uint32 {
+	// mutate edits the header map m under a lower-cased key.
+	mutate := func(ctx context.Context, m, kp, kn uint32, f func(hs *[]abi.Header, key string)) uint32 {
 		vm := vmOf(ctx)
 		key, ok := vm.read(kp, kn)
-		if !ok || vm.active == nil {
+		if !ok || vm.active == nil || vm.active.headerMap(m) == nil {
 			return stBadArgument
 		}
-		f(vm.active, strings.ToLower(key))
+		f(vm.active.headerMap(m), strings.ToLower(key))
 		return stOK
 	}
-	remove := func(s *stream, m abi.MapType, key string) {
-		out := s.maps[m][:0]
-		for _, hd := range s.maps[m] {
+	remove := func(hs *[]abi.Header, key string) {
+		out := (*hs)[:0]
+		for _, hd := range *hs {
 			if !strings.EqualFold(hd.Name, key) {
 				out = append(out, hd)
 			}
 		}
-		s.maps[m] = out
+		*hs = out
 	}
 	fn("proxy_add_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
 		val, ok := vmOf(ctx).read(vp, vn)
 		if !ok {
 			return stBadArgument
 		}
-		return mutate(ctx, m, kp, kn, func(s *stream, key string) {
-			s.maps[abi.MapType(m)] = append(s.maps[abi.MapType(m)], abi.Header{Name: key, Value: val})
+		return mutate(ctx, m, kp, kn, func(hs *[]abi.Header, key string) {
+			*hs = append(*hs, abi.Header{Name: key, Value: val})
 		})
 	})
 	fn("proxy_replace_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
@@ -109,13 +114,13 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		if !ok {
 			return stBadArgument
 		}
-		return mutate(ctx, m, kp, kn, func(s *stream, key string) {
-			remove(s, abi.MapType(m), key)
-			s.maps[abi.MapType(m)] = append(s.maps[abi.MapType(m)], abi.Header{Name: key, Value: val})
+		return mutate(ctx, m, kp, kn, func(hs *[]abi.Header, key string) {
+			remove(hs, key)
+			*hs = append(*hs, abi.Header{Name: key, Value: val})
 		})
 	})
 	fn("proxy_remove_header_map_value", func(ctx context.Context, m, kp, kn uint32) uint32 {
-		return mutate(ctx, m, kp, kn, func(s *stream, key string) { remove(s, abi.MapType(m), key) })
+		return mutate(ctx, m, kp, kn, remove)
 	})
 	fn("proxy_send_local_response", func(ctx context.Context, status, dp, dn, bp, bn, hp, hn uint32, grpc int32) uint32 {
 		vm := vmOf(ctx)

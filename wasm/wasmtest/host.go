@@ -112,16 +112,42 @@ type VM struct {
 	mod     api.Module
 	nextID  uint32
 	active  *stream
-	calls   map[string]api.Function
+	calls   [numExports]api.Function
 	tick    uint32
 	failure error
 	config  []byte
 	stack   [4]uint64 // arguments and results of guest calls (CallWithStack)
 }
 
+// The guest exports the host calls, indexed for VM.calls.
+const (
+	onContextCreate = iota
+	onVMStart
+	onConfigure
+	onRequestHeaders
+	onResponseHeaders
+	onDone
+	onLog
+	onDelete
+	onTick
+	onMemoryAllocate
+	numExports
+)
+
+var exportNames = [numExports]string{"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers",
+	"proxy_on_response_headers", "proxy_on_done", "proxy_on_log", "proxy_on_delete", "proxy_on_tick", "proxy_on_memory_allocate"}
+
 type stream struct {
-	maps  map[abi.MapType][]abi.Header
+	maps  [4][]abi.Header // by abi.MapType
 	local *LocalResponse
+}
+
+// headerMap returns the map the guest named, nil for an unknown type.
+func (s *stream) headerMap(m uint32) *[]abi.Header {
+	if int(m) >= len(s.maps) {
+		return nil
+	}
+	return &s.maps[m]
 }
 
 // LocalResponse is a response sent by the filter.
@@ -157,7 +183,7 @@ type vmKey struct{}
 // _initialize, root context, vm_start, configure. A refused configuration
 // is an error.
 func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
-	vm := &VM{h: h, nextID: 1, calls: map[string]api.Function{}}
+	vm := &VM{h: h, nextID: 1}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
 	ctx = context.WithValue(ctx, vmKey{}, vm)
 	mod, err := h.rt.InstantiateModule(ctx, h.compiled, cfg)
@@ -165,26 +191,25 @@ func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	vm.mod = mod
-	for _, name := range []string{"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers",
-		"proxy_on_response_headers", "proxy_on_done", "proxy_on_delete", "proxy_on_tick", "proxy_on_memory_allocate"} {
+	for i, name := range exportNames {
 		f := mod.ExportedFunction(name)
 		if f == nil {
 			return nil, fmt.Errorf("module does not export %s", name)
 		}
-		vm.calls[name] = f
+		vm.calls[i] = f
 	}
 	if mod.ExportedFunction("proxy_abi_version_0_2_1") == nil {
 		return nil, errors.New("module does not declare proxy-wasm ABI 0.2.1")
 	}
-	if _, err := vm.call(ctx, "proxy_on_context_create", 1, 0); err != nil {
+	if _, err := vm.call(ctx, onContextCreate, 1, 0); err != nil {
 		return nil, err
 	}
-	if r, err := vm.call(ctx, "proxy_on_vm_start", 1, 0); err != nil || r[0] == 0 {
+	if r, err := vm.call(ctx, onVMStart, 1, 0); err != nil || r[0] == 0 {
 		return nil, fmt.Errorf("vm_start refused: %v", err)
 	}
-	vm.active = &stream{maps: map[abi.MapType][]abi.Header{}}
+	vm.active = &stream{}
 	vm.config = config
-	r, err := vm.call(ctx, "proxy_on_configure", 1, uint64(len(config)))
+	r, err := vm.call(ctx, onConfigure, 1, uint64(len(config)))
 	if err != nil {
 		return nil, err
 	}
@@ -194,55 +219,55 @@ func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 	return vm, nil
 }
 
-func (vm *VM) call(ctx context.Context, name string, args ...uint64) ([]uint64, error) {
-	return vm.callIn(context.WithValue(ctx, vmKey{}, vm), name, args...)
+func (vm *VM) call(ctx context.Context, export int, args ...uint64) ([]uint64, error) {
+	return vm.callIn(context.WithValue(ctx, vmKey{}, vm), export, args...)
 }
 
 // callIn calls a guest export with a context that already carries vm. The
 // call reuses vm.stack, so the host adds no allocation of its own to what
 // the benchmarks measure; the result is valid until the next call.
-func (vm *VM) callIn(ctx context.Context, name string, args ...uint64) ([]uint64, error) {
+func (vm *VM) callIn(ctx context.Context, export int, args ...uint64) ([]uint64, error) {
 	stack := vm.stack[:max(len(args), 1)]
 	copy(stack, args)
-	if err := vm.calls[name].CallWithStack(ctx, stack); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := vm.calls[export].CallWithStack(ctx, stack); err != nil {
+		return nil, fmt.Errorf("%s: %w", exportNames[export], err)
 	}
 	return stack[:1], nil
 }
 
-// Request runs one HTTP stream: context create, request headers, and — unless
-// the filter answered locally — response headers, then done and delete.
+// Request runs one HTTP stream as Envoy does: context create, request
+// headers, and — unless the filter answered locally — response headers,
+// then done, log and delete.
 func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, error) {
 	vm.nextID++
 	id := uint64(vm.nextID)
-	s := &stream{maps: map[abi.MapType][]abi.Header{
-		abi.RequestHeaders:  append([]abi.Header(nil), req...),
-		abi.ResponseHeaders: append([]abi.Header(nil), resp...),
-	}}
+	// Copies with room for what filters add, as Envoy's header maps have.
+	s := &stream{}
+	s.maps[abi.RequestHeaders] = append(make([]abi.Header, 0, len(req)+2), req...)
+	s.maps[abi.ResponseHeaders] = append(make([]abi.Header, 0, len(resp)+8), resp...)
 	vm.active = s
 	defer func() { vm.active = nil }()
 	ctx = context.WithValue(ctx, vmKey{}, vm)
-	if _, err := vm.callIn(ctx, "proxy_on_context_create", id, 1); err != nil {
+	if _, err := vm.callIn(ctx, onContextCreate, id, 1); err != nil {
 		return nil, err
 	}
 	res := &Result{}
-	r, err := vm.callIn(ctx, "proxy_on_request_headers", id, uint64(len(req)), 1)
+	r, err := vm.callIn(ctx, onRequestHeaders, id, uint64(len(req)), 1)
 	if err != nil {
 		return nil, err
 	}
 	res.RequestAction = abi.Action(r[0])
 	if s.local == nil {
-		r, err = vm.callIn(ctx, "proxy_on_response_headers", id, uint64(len(resp)), 1)
+		r, err = vm.callIn(ctx, onResponseHeaders, id, uint64(len(resp)), 1)
 		if err != nil {
 			return nil, err
 		}
 		res.ResponseAction = abi.Action(r[0])
 	}
-	if _, err := vm.callIn(ctx, "proxy_on_done", id); err != nil {
-		return nil, err
-	}
-	if _, err := vm.callIn(ctx, "proxy_on_delete", id); err != nil {
-		return nil, err
+	for _, export := range []int{onDone, onLog, onDelete} {
+		if _, err := vm.callIn(ctx, export, id); err != nil {
+			return nil, err
+		}
 	}
 	res.Local, res.Request, res.Response = s.local, s.maps[abi.RequestHeaders], s.maps[abi.ResponseHeaders]
 	return res, nil
@@ -250,7 +275,7 @@ func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, err
 
 // Tick delivers proxy_on_tick to the VM's root context.
 func (vm *VM) Tick(ctx context.Context) error {
-	_, err := vm.call(ctx, "proxy_on_tick", 1)
+	_, err := vm.call(ctx, onTick, 1)
 	return err
 }
 
@@ -270,7 +295,7 @@ func (vm *VM) allocate(ctx context.Context, data []byte) (uint32, error) {
 	// vm.stack holds the arguments of the export being served.
 	var stack [1]uint64
 	stack[0] = uint64(len(data))
-	if err := vm.calls["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
+	if err := vm.calls[onMemoryAllocate].CallWithStack(ctx, stack[:]); err != nil {
 		return 0, err
 	}
 	p := uint32(stack[0])

@@ -69,10 +69,21 @@ var alwaysStripped = []string{"server", "x-powered-by", "x-aspnet-version", "x-a
 
 // Plugin is the filter.
 type Plugin struct {
-	add       []abi.Header // headers set on every response, before overrides
-	strip     []string
-	requestID bool
-	cfg       Config
+	add        []abi.Header // headers set on every response, before overrides
+	strip      []string
+	requestID  bool
+	overrides  []override
+	corsStatic []abi.Header // CORS response headers other than the origin
+	cfg        Config
+
+	free []*stream // streams for reuse
+}
+
+// override is a PathOverride ready for requests: lower-case names in a
+// stable order (an empty value removes the header).
+type override struct {
+	prefix  string
+	headers []abi.Header
 }
 
 // New returns the filter with no configuration applied.
@@ -123,7 +134,25 @@ func (p *Plugin) Configure(h abi.Host, data []byte) error {
 	p.add = responseHeaders(c)
 	p.strip = append(slices.Clone(alwaysStripped), lower(c.StripHeaders)...)
 	p.requestID = c.RequestID == nil || *c.RequestID
+	p.overrides = overrides(c.PathOverrides)
+	p.corsStatic = nil
+	if c.CORS != nil {
+		p.corsStatic = corsStatic(c.CORS)
+	}
 	return nil
+}
+
+func overrides(pos []PathOverride) []override {
+	out := make([]override, 0, len(pos))
+	for _, po := range pos {
+		o := override{prefix: po.Prefix}
+		for name, v := range po.Headers {
+			o.headers = append(o.headers, abi.Header{Name: strings.ToLower(name), Value: v})
+		}
+		slices.SortFunc(o.headers, func(a, b abi.Header) int { return strings.Compare(a.Name, b.Name) })
+		out = append(out, o)
+	}
+	return out
 }
 
 func lower(ss []string) []string {
@@ -180,32 +209,60 @@ func responseHeaders(c Config) []abi.Header {
 // Tick implements abi.Plugin (unused).
 func (p *Plugin) Tick(abi.Host) {}
 
-// NewContext implements abi.Plugin.
-func (p *Plugin) NewContext(uint32) abi.HTTPContext { return &stream{p: p} }
+// maxFree bounds the streams kept for reuse: at most as many as were ever
+// open at once, and never more than this.
+const maxFree = 1024
+
+// NewContext implements abi.Plugin. Streams are reused (see OnDelete): a Go
+// allocation inside the module costs more than the whole filter's logic.
+func (p *Plugin) NewContext(uint32) abi.HTTPContext {
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &stream{p: p}
+}
 
 type stream struct {
-	p      *Plugin
-	path   string
-	origin string // an allowed CORS origin of the request, or ""
+	p *Plugin
+	// The request's path and allowed CORS origin, copied out of the
+	// host's memory for the response (abi.Host's lifetime rule) into
+	// buffers the stream keeps across reuse. origin is empty unless the
+	// request's Origin is allowed.
+	path, origin []byte
+}
+
+// OnDelete implements abi.Deleter: the stream goes back to the plugin.
+func (s *stream) OnDelete() {
+	s.path, s.origin = s.path[:0], s.origin[:0]
+	if len(s.p.free) < maxFree {
+		s.p.free = append(s.p.free, s)
+	}
 }
 
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	req := h.Headers(abi.RequestHeaders)
-	s.path, _ = abi.Lookup(req, ":path")
+	if len(s.p.cfg.PathOverrides) > 0 {
+		path, _ := abi.Lookup(req, ":path")
+		s.path = append(s.path[:0], path...)
+	}
 	if s.p.requestID {
 		if v, ok := abi.Lookup(req, "x-request-id"); !ok || v == "" {
-			h.SetHeader(abi.RequestHeaders, "x-request-id", newID())
+			var id [32]byte
+			h.SetHeader(abi.RequestHeaders, "x-request-id", abi.String(newID(id[:0])))
 		}
 	}
 	if c := s.p.cfg.CORS; c != nil {
 		origin, ok := abi.Lookup(req, "origin")
-		if ok && originAllowed(c, origin) {
-			s.origin = origin
+		allowed := ok && originAllowed(c, origin)
+		if allowed {
+			s.origin = append(s.origin[:0], origin...)
 		}
 		method, _ := abi.Lookup(req, ":method")
 		reqMethod, preflight := abi.Lookup(req, "access-control-request-method")
 		if method == "OPTIONS" && ok && preflight {
-			if s.origin == "" || !methodAllowed(c, reqMethod) {
+			if !allowed || !methodAllowed(c, reqMethod) {
 				h.SendLocalResponse(403, "CORS preflight refused\n", []abi.Header{{Name: "content-type", Value: "text/plain"}, {Name: "vary", Value: "Origin"}})
 				return abi.Pause
 			}
@@ -226,21 +283,19 @@ func (s *stream) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
 	for _, hd := range s.p.add {
 		h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
 	}
-	for _, o := range s.p.cfg.PathOverrides {
-		if strings.HasPrefix(s.path, o.Prefix) {
-			for name, v := range o.Headers {
-				if v == "" {
-					h.RemoveHeader(abi.ResponseHeaders, strings.ToLower(name))
+	for _, o := range s.p.overrides {
+		if len(s.path) >= len(o.prefix) && string(s.path[:len(o.prefix)]) == o.prefix {
+			for _, hd := range o.headers {
+				if hd.Value == "" {
+					h.RemoveHeader(abi.ResponseHeaders, hd.Name)
 				} else {
-					h.SetHeader(abi.ResponseHeaders, strings.ToLower(name), v)
+					h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
 				}
 			}
 		}
 	}
-	if c := s.p.cfg.CORS; c != nil && s.origin != "" {
-		for _, hd := range s.corsHeaders(c) {
-			h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
-		}
+	if c := s.p.cfg.CORS; c != nil && len(s.origin) > 0 {
+		s.setCORSHeaders(h, c)
 	}
 	return abi.Continue
 }
@@ -256,12 +311,27 @@ func methodAllowed(c *CORS, m string) bool {
 	return slices.Contains(c.AllowedMethods, m)
 }
 
-func (s *stream) corsHeaders(c *CORS) []abi.Header {
-	origin := s.origin
+// allowOrigin is the Access-Control-Allow-Origin value for the request's
+// (allowed) origin.
+func (s *stream) allowOrigin(c *CORS) string {
 	if slices.Contains(c.AllowedOrigins, "*") && !c.AllowCredentials {
-		origin = "*"
+		return "*"
 	}
-	hs := []abi.Header{{Name: "access-control-allow-origin", Value: origin}, {Name: "vary", Value: "Origin"}}
+	return abi.String(s.origin)
+}
+
+// setCORSHeaders decorates a response to an allowed origin.
+func (s *stream) setCORSHeaders(h abi.Host, c *CORS) {
+	h.SetHeader(abi.ResponseHeaders, "access-control-allow-origin", s.allowOrigin(c))
+	for _, hd := range s.p.corsStatic {
+		h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
+	}
+}
+
+// corsStatic is the part of a CORS response that does not depend on the
+// request: computed once, at configuration.
+func corsStatic(c *CORS) []abi.Header {
+	hs := []abi.Header{{Name: "vary", Value: "Origin"}}
 	if c.AllowCredentials {
 		hs = append(hs, abi.Header{Name: "access-control-allow-credentials", Value: "true"})
 	}
@@ -272,7 +342,7 @@ func (s *stream) corsHeaders(c *CORS) []abi.Header {
 }
 
 func (s *stream) preflightHeaders(c *CORS) []abi.Header {
-	hs := s.corsHeaders(c)
+	hs := append([]abi.Header{{Name: "access-control-allow-origin", Value: s.allowOrigin(c)}}, s.p.corsStatic...)
 	methods := c.AllowedMethods
 	if len(methods) == 0 {
 		methods = []string{"GET", "HEAD", "POST"}
@@ -287,8 +357,9 @@ func (s *stream) preflightHeaders(c *CORS) []abi.Header {
 	return hs
 }
 
-func newID() string {
+// newID appends a random 128-bit request id, in hex, to dst.
+func newID(dst []byte) []byte {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }

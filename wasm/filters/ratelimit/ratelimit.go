@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net"
 	"strconv"
@@ -36,18 +35,28 @@ type Config struct {
 	Paths   []PathLimit      `json:"paths"`
 	Keys    map[string]Limit `json:"keys"`
 	MaxKeys int              `json:"maxKeys"`
+
+	defaultHeader string // the default limit's x-ratelimit-limit value
+}
+
+func (c Config) defaultLimit() Limit {
+	return Limit{RPS: c.RPS, Burst: c.Burst, header: c.defaultHeader}
 }
 
 // Limit is a token bucket: rps tokens per second, up to burst.
 type Limit struct {
 	RPS   float64 `json:"rps"`
 	Burst float64 `json:"burst"`
+
+	header string // its x-ratelimit-limit value, set by Parse
 }
 
 // PathLimit applies a limit to paths with a prefix (longest prefix wins).
 type PathLimit struct {
 	Prefix string `json:"prefix"`
 	Limit
+
+	rule string // its bucket's name, set by Parse
 }
 
 // Defaults.
@@ -60,7 +69,16 @@ const (
 // Plugin is the filter.
 type Plugin struct {
 	cfg Config
+
+	free []*stream // streams for reuse
+	// Scratch space for values passed to the host, which copies them: a
+	// Go allocation inside the module costs more than the filter's logic.
+	key, slot, num []byte
+	bucket         [24]byte
 }
+
+// maxFree bounds the streams kept for reuse.
+const maxFree = 1024
 
 // New returns the filter.
 func New() *Plugin { return &Plugin{} }
@@ -85,7 +103,7 @@ func Parse(data []byte) (Config, error) {
 		}
 		return nil
 	}
-	if err := check("default", Limit{c.RPS, c.Burst}); err != nil {
+	if err := check("default", Limit{RPS: c.RPS, Burst: c.Burst}); err != nil {
 		return c, err
 	}
 	for _, p := range c.Paths {
@@ -104,6 +122,15 @@ func Parse(data []byte) (Config, error) {
 	if c.MaxKeys < 1 || c.MaxKeys > 1<<20 {
 		return c, errors.New("ratelimit config: maxKeys must be between 1 and 1048576")
 	}
+	c.defaultHeader = formatLimit(Limit{RPS: c.RPS, Burst: c.Burst})
+	for i := range c.Paths {
+		c.Paths[i].header = formatLimit(c.Paths[i].Limit)
+		c.Paths[i].rule = "path" + strconv.Itoa(i)
+	}
+	for k, l := range c.Keys {
+		l.header = formatLimit(l)
+		c.Keys[k] = l
+	}
 	return c, nil
 }
 
@@ -121,7 +148,14 @@ func (p *Plugin) Configure(_ abi.Host, data []byte) error {
 func (p *Plugin) Tick(abi.Host) {}
 
 // NewContext implements abi.Plugin.
-func (p *Plugin) NewContext(uint32) abi.HTTPContext { return &stream{p: p} }
+func (p *Plugin) NewContext(uint32) abi.HTTPContext {
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &stream{p: p}
+}
 
 type stream struct {
 	p       *Plugin
@@ -131,21 +165,30 @@ type stream struct {
 	reset   int
 }
 
+// OnDelete implements abi.Deleter: the stream goes back to the plugin.
+func (s *stream) OnDelete() {
+	*s = stream{p: s.p}
+	if len(s.p.free) < maxFree {
+		s.p.free = append(s.p.free, s)
+	}
+}
+
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
+	p := s.p
 	req := h.Headers(abi.RequestHeaders)
-	key := s.p.callerKey(h, req)
+	key := p.callerKey(h, req)
 	path, _ := abi.Lookup(req, ":path")
-	rule, lim := s.p.limitFor(key, path)
-	ok, left, wait := take(h, s.p.cfg.MaxKeys, rule+"|"+key, lim)
+	rule, lim := p.limitFor(key, path)
+	ok, left, wait := p.take(h, rule, key, lim)
 	s.decided, s.limit, s.left = true, lim, left
 	if !ok {
-		retry := max(1, int(math.Ceil(wait)))
+		retry := strconv.Itoa(max(1, int(math.Ceil(wait))))
 		h.SendLocalResponse(429, "rate limit exceeded\n", []abi.Header{
 			{Name: "content-type", Value: "text/plain"},
-			{Name: "retry-after", Value: strconv.Itoa(retry)},
-			{Name: "x-ratelimit-limit", Value: formatLimit(lim)},
+			{Name: "retry-after", Value: retry},
+			{Name: "x-ratelimit-limit", Value: lim.header},
 			{Name: "x-ratelimit-remaining", Value: "0"},
-			{Name: "x-ratelimit-reset", Value: strconv.Itoa(retry)},
+			{Name: "x-ratelimit-reset", Value: retry},
 		})
 		return abi.Pause
 	}
@@ -155,9 +198,12 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 
 func (s *stream) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
 	if s.decided {
-		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-limit", formatLimit(s.limit))
-		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-remaining", strconv.Itoa(int(math.Floor(s.left))))
-		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-reset", strconv.Itoa(s.reset))
+		p := s.p
+		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-limit", s.limit.header)
+		p.num = strconv.AppendInt(p.num[:0], int64(math.Floor(s.left)), 10)
+		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-remaining", abi.String(p.num))
+		p.num = strconv.AppendInt(p.num[:0], int64(s.reset), 10)
+		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-reset", abi.String(p.num))
 	}
 	return abi.Continue
 }
@@ -166,7 +212,8 @@ func formatLimit(l Limit) string {
 	return strconv.FormatFloat(l.Burst, 'f', -1, 64) + ";w=1;rps=" + strconv.FormatFloat(l.RPS, 'f', -1, 64)
 }
 
-// callerKey identifies the caller per the configured key.
+// callerKey identifies the caller per the configured key. The key may
+// point into host memory or p.key: it is valid during the callback only.
 func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
 	switch {
 	case p.cfg.Key == "principal":
@@ -175,19 +222,21 @@ func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
 		}
 	case p.cfg.Key == "spiffe":
 		if v, ok := h.Property("connection", "uri_san_peer_certificate"); ok && len(v) > 0 {
-			return string(v)
+			return abi.String(v)
 		}
 	case strings.HasPrefix(p.cfg.Key, "header:"):
 		if v, ok := abi.Lookup(req, strings.TrimPrefix(p.cfg.Key, "header:")); ok && v != "" {
-			return "header:" + v
+			p.key = append(append(p.key[:0], "header:"...), v...)
+			return abi.String(p.key)
 		}
 	}
 	addr, _ := h.Property("source", "address")
-	host, _, err := net.SplitHostPort(string(addr))
+	host, _, err := net.SplitHostPort(abi.String(addr))
 	if err != nil {
-		host = string(addr)
+		host = abi.String(addr)
 	}
-	return "ip:" + host
+	p.key = append(append(p.key[:0], "ip:"...), host...)
+	return abi.String(p.key)
 }
 
 // limitFor returns the rule id (for separate buckets per path rule) and limit.
@@ -202,9 +251,9 @@ func (p *Plugin) limitFor(key, path string) (string, Limit) {
 		}
 	}
 	if best >= 0 {
-		return "path" + strconv.Itoa(best), p.cfg.Paths[best].Limit
+		return p.cfg.Paths[best].rule, p.cfg.Paths[best].Limit
 	}
-	return "default", Limit{p.cfg.RPS, p.cfg.Burst}
+	return "default", p.cfg.defaultLimit()
 }
 
 // bucket is one slot's record: the owning key's hash, tokens (thousandths)
@@ -215,12 +264,12 @@ type bucket struct {
 	last   int64
 }
 
-func (b bucket) encode() []byte {
-	out := make([]byte, 24)
+// encode writes b into out (24 bytes).
+func (b bucket) encode(out []byte) []byte {
 	binary.LittleEndian.PutUint64(out, b.owner)
 	binary.LittleEndian.PutUint64(out[8:], uint64(b.tokens))
 	binary.LittleEndian.PutUint64(out[16:], uint64(b.last))
-	return out
+	return out[:24]
 }
 
 func decode(v []byte) (bucket, bool) {
@@ -238,11 +287,10 @@ func decode(v []byte) (bucket, bool) {
 // may pass, the tokens left and, when refused, the seconds until a token.
 // Concurrent workers race through compare-and-swap; if the swap keeps
 // failing the request is refused (fail closed).
-func take(h abi.Host, slots int, key string, l Limit) (ok bool, left, wait float64) {
-	f := fnv.New64a()
-	f.Write([]byte(key))
-	hash := f.Sum64()
-	slot := "meshguard.ratelimit." + strconv.FormatUint(hash%uint64(slots), 10)
+func (p *Plugin) take(h abi.Host, rule, key string, l Limit) (ok bool, left, wait float64) {
+	hash := fnv1a(fnv1a(fnv1a(fnvOffset, rule), "|"), key)
+	p.slot = strconv.AppendUint(append(p.slot[:0], "meshguard.ratelimit."...), hash%uint64(p.cfg.MaxKeys), 10)
+	slot := abi.String(p.slot)
 	capacity := int64(l.Burst * scale)
 	perNano := l.RPS * scale / 1e9
 	for range casRetries {
@@ -260,7 +308,7 @@ func take(h abi.Host, slots int, key string, l Limit) (ok bool, left, wait float
 		if ok {
 			b.tokens -= scale
 		}
-		if err := h.SetSharedData(slot, b.encode(), cas); err != nil {
+		if err := h.SetSharedData(slot, b.encode(p.bucket[:]), cas); err != nil {
 			if errors.Is(err, abi.ErrCASMismatch) {
 				continue
 			}
@@ -273,4 +321,17 @@ func take(h abi.Host, slots int, key string, l Limit) (ok bool, left, wait float
 		return ok, left, wait
 	}
 	return false, 0, 1
+}
+
+// FNV-1a, 64-bit (hash/fnv's, without its allocation per use).
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return h
 }

@@ -177,33 +177,58 @@ func PathProblem(rawPath string) string {
 	if p == "" || p[0] != '/' && p != "*" {
 		return "path must start with '/'"
 	}
-	lower := strings.ToLower(p)
-	switch {
-	case strings.ContainsAny(p, "\\"):
-		return "backslash"
-	case strings.Contains(lower, "%2f"), strings.Contains(lower, "%5c"):
-		return "encoded slash or backslash"
-	case strings.Contains(lower, "%25"):
-		return "double encoding"
-	case strings.Contains(lower, "%00"):
-		return "NUL byte"
-	}
+	// One pass, no allocation (this runs on every request); the reasons
+	// keep their order of precedence.
+	var backslash, encodedSlash, doubleEncoded, nul, control bool
 	for i := 0; i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f {
-			return "control character"
+		switch c := p[i]; {
+		case c == '\\':
+			backslash = true
+		case c < 0x20 || c == 0x7f:
+			control = true
+		case c == '%' && i+2 < len(p):
+			switch escape := [2]byte{p[i+1], lowerASCII(p[i+2])}; escape {
+			case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}:
+				encodedSlash = true
+			case [2]byte{'2', '5'}:
+				doubleEncoded = true
+			case [2]byte{'0', '0'}:
+				nul = true
+			}
 		}
 	}
-	decoded, err := url.PathUnescape(p)
+	switch {
+	case backslash:
+		return "backslash"
+	case encodedSlash:
+		return "encoded slash or backslash"
+	case doubleEncoded:
+		return "double encoding"
+	case nul:
+		return "NUL byte"
+	case control:
+		return "control character"
+	}
+	decoded, err := url.PathUnescape(p) // no allocation without escapes
 	if err != nil {
 		return "invalid percent-encoding"
 	}
 	if !utf8.ValidString(decoded) {
 		return "invalid UTF-8"
 	}
-	for _, seg := range strings.Split(decoded, "/") {
+	for rest := decoded; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
 		if seg == ".." || seg == "." {
 			return "dot segment"
 		}
 	}
 	return ""
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -1,21 +1,37 @@
 // Command noop is a proxy-wasm filter that does nothing: the benchmark's
-// floor for one request lifecycle through a stock-Go module (five exported
-// calls and a context). Not shipped.
+// floor for one request lifecycle through a stock-Go module (the exported
+// calls and a context). With {"hostCalls": N} it also makes N trivial host
+// calls (proxy_get_current_time_nanoseconds) per request, which measures
+// what one crossing from the module to the host costs. Not shipped.
 package main
 
-import "github.com/meshguard/meshguard/wasm/abi"
+import (
+	"encoding/json"
 
-type plugin struct{}
+	"github.com/meshguard/meshguard/wasm/abi"
+)
 
-func (plugin) Configure(abi.Host, []byte) error  { return nil }
-func (plugin) NewContext(uint32) abi.HTTPContext { return ctx{} }
-func (plugin) Tick(abi.Host)                     {}
+type plugin struct{ HostCalls int }
 
-type ctx struct{}
+func (p *plugin) Configure(_ abi.Host, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.Unmarshal(b, p)
+}
+func (p *plugin) NewContext(uint32) abi.HTTPContext { return ctx{p} }
+func (*plugin) Tick(abi.Host)                       {}
 
-func (ctx) OnRequestHeaders(abi.Host, bool) abi.Action  { return abi.Continue }
+type ctx struct{ p *plugin }
+
+func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
+	for range c.p.HostCalls {
+		h.NowNanos()
+	}
+	return abi.Continue
+}
 func (ctx) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
 
-func init() { abi.SetPlugin(plugin{}) }
+func init() { abi.SetPlugin(&plugin{}) }
 
 func main() {}
