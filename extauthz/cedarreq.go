@@ -133,19 +133,11 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 		"scheme":  cedar.String(a.Scheme),
 		"headers": hdrs,
 	}
-	source := cedar.RecordMap{"address": cedar.String(a.SourceAddress)}
-	if ap, err := netip.ParseAddrPort(a.SourceAddress); err == nil {
-		ip := ap.Addr().Unmap()
-		source["ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
-	}
-	if !c.Peer.IsZero() {
-		source["spiffe_id"] = cedar.String(c.Peer.String())
-		source["trust_domain"] = cedar.String(c.Peer.TrustDomain().Name())
-	}
+	source := sourceRecords.get(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
 	ctx := cedar.RecordMap{
 		"request": cedar.NewRecord(request),
-		"source":  cedar.NewRecord(source),
-		"route":   routeRecords.get(r),
+		"source":  source,
+		"route":   routeRecords.get(r, func() cedar.Record { return routeRecord(r) }),
 	}
 	if c.User != nil {
 		ctx["jwt"] = c.User.Claims
@@ -153,35 +145,70 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 	return cedar.NewRecord(ctx)
 }
 
-// routeRecordCache memoizes context.route: routes come from the control
-// plane's configuration, so there are few distinct ones. It is bounded all
-// the same; past the bound, records are built per request.
-type routeRecordCache struct {
-	mu sync.RWMutex
-	m  map[Route]cedar.Record
+// sourceKey is what context.source depends on: the downstream connection.
+type sourceKey struct {
+	address string
+	peer    spiffeid.ID
 }
 
-const maxCachedRoutes = 4096
-
-var routeRecords = &routeRecordCache{m: map[Route]cedar.Record{}}
-
-func (c *routeRecordCache) get(r Route) cedar.Record {
-	c.mu.RLock()
-	rec, ok := c.m[r]
-	c.mu.RUnlock()
-	if ok {
-		return rec
+func sourceRecord(address string, peer spiffeid.ID) cedar.Record {
+	source := cedar.RecordMap{"address": cedar.String(address)}
+	if ap, err := netip.ParseAddrPort(address); err == nil {
+		ip := ap.Addr().Unmap()
+		source["ip"] = types.IPAddr(netip.PrefixFrom(ip, ip.BitLen()))
 	}
-	rec = cedar.NewRecord(cedar.RecordMap{
+	if !peer.IsZero() {
+		source["spiffe_id"] = cedar.String(peer.String())
+		source["trust_domain"] = cedar.String(peer.TrustDomain().Name())
+	}
+	return cedar.NewRecord(source)
+}
+
+func routeRecord(r Route) cedar.Record {
+	return cedar.NewRecord(cedar.RecordMap{
 		"id":         cedar.String(r.ID),
 		"service":    cedar.String(r.Service),
 		"policy_set": cedar.String(r.PolicySet),
 		"mode":       cedar.String(r.Mode),
 	})
-	c.mu.Lock()
-	if len(c.m) < maxCachedRoutes {
-		c.m[r] = rec
+}
+
+// Records that repeat across requests are built once: cedar-go's
+// NewRecord sorts, hashes and copies its map, and building the context
+// was the largest part of a decision's CPU. A route comes from the
+// control plane's configuration; a source is a downstream connection,
+// which carries many requests in a mesh (pooled HTTP/2 between sidecars).
+var (
+	routeRecords  = newRecordCache[Route](4096)
+	sourceRecords = newRecordCache[sourceKey](16384)
+)
+
+// recordCache memoizes immutable Cedar records. It is bounded: when full
+// it starts over, which keeps memory fixed whatever callers send and
+// keeps the records in use cached.
+type recordCache[K comparable] struct {
+	mu  sync.RWMutex
+	m   map[K]cedar.Record
+	max int
+}
+
+func newRecordCache[K comparable](max int) *recordCache[K] {
+	return &recordCache[K]{m: map[K]cedar.Record{}, max: max}
+}
+
+func (c *recordCache[K]) get(k K, build func() cedar.Record) cedar.Record {
+	c.mu.RLock()
+	rec, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return rec
 	}
+	rec = build()
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[k] = rec
 	c.mu.Unlock()
 	return rec
 }
