@@ -125,24 +125,39 @@ func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Recor
 	if hm != nil {
 		hdrs = cedar.NewRecord(hm)
 	}
-	request := cedar.RecordMap{
-		"method":  cedar.String(a.Method),
-		"path":    cedar.String(a.Path),
-		"query":   cedar.String(a.Query),
-		"host":    cedar.String(a.Host),
-		"scheme":  cedar.String(a.Scheme),
-		"headers": hdrs,
-	}
+	request := newRecord(func(m cedar.RecordMap) {
+		m["method"] = cedar.String(a.Method)
+		m["path"] = cedar.String(a.Path)
+		m["query"] = cedar.String(a.Query)
+		m["host"] = cedar.String(a.Host)
+		m["scheme"] = cedar.String(a.Scheme)
+		m["headers"] = hdrs
+	})
 	source := sourceRecords.get(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
-	ctx := cedar.RecordMap{
-		"request": cedar.NewRecord(request),
-		"source":  source,
-		"route":   routeRecords.get(r, func() cedar.Record { return routeRecord(r) }),
-	}
-	if c.User != nil {
-		ctx["jwt"] = c.User.Claims
-	}
-	return cedar.NewRecord(ctx)
+	route := routeRecords.get(r, func() cedar.Record { return routeRecord(r) })
+	return newRecord(func(m cedar.RecordMap) {
+		m["request"] = request
+		m["source"] = source
+		m["route"] = route
+		if c.User != nil {
+			m["jwt"] = c.User.Claims
+		}
+	})
+}
+
+// scratchMaps recycles the maps records are built from: NewRecord copies
+// its input, so a map can be reused as soon as the record exists, and the
+// context costs one map allocation per record instead of two.
+var scratchMaps = sync.Pool{New: func() any { return make(cedar.RecordMap, 8) }}
+
+// newRecord builds a record from what fill puts in a scratch map.
+func newRecord(fill func(cedar.RecordMap)) cedar.Record {
+	m := scratchMaps.Get().(cedar.RecordMap)
+	fill(m)
+	rec := cedar.NewRecord(m)
+	clear(m)
+	scratchMaps.Put(m)
+	return rec
 }
 
 // sourceKey is what context.source depends on: the downstream connection.

@@ -55,6 +55,10 @@ type ghzReport struct {
 	} `json:"latencyDistribution"`
 	StatusCodeDistribution map[string]int64 `json:"statusCodeDistribution"`
 	ErrorDistribution      map[string]int64 `json:"errorDistribution"`
+
+	// serverCPU is the CPU time the server under load used during the
+	// run (user + system, from /proc), per completed call.
+	serverCPU time.Duration
 }
 
 func (r ghzReport) pct(p int) time.Duration {
@@ -123,10 +127,10 @@ admin_pprof: true
 	}
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds; medians shown. Decision log: %v.\n\n",
+	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds; medians shown. Decision log: %v. CPU/call: the server's CPU time (user + system) during a run over the calls it completed.\n\n",
 		runtime.NumCPU(), cpuModel(), runtime.Version(), *concurrency, *connections, *duration, *rounds, *decisionLog)
-	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | checked |")
-	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | no-op CPU/call | meshguard CPU/call | CPU ratio (no-op/meshguard) | checked |")
+	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, c := range cases {
 		if *only != "" && !strings.Contains(c.name, *only) {
 			continue
@@ -138,21 +142,23 @@ admin_pprof: true
 		var noopRuns, mgRuns []ghzReport
 		for r := range *rounds {
 			log.Printf("%s: round %d/%d", c.name, r+1, *rounds)
-			noopRuns = append(noopRuns, runGhz(noopAddr, reqPath))
-			mgRuns = append(mgRuns, runGhz(mgAddr, reqPath))
+			noopRuns = append(noopRuns, runGhz(noopAddr, reqPath, noop.Process.Pid))
+			mgRuns = append(mgRuns, runGhz(mgAddr, reqPath, mg.Process.Pid))
 		}
 		nr, mr := median(noopRuns, rps), median(mgRuns, rps)
 		np50, mp50 := median(noopRuns, p50), median(mgRuns, p50)
 		np99, mp99 := median(noopRuns, p99), median(mgRuns, p99)
-		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s |\n", c.name, nr, mr, mr/nr,
-			dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, decided+"; "+errorsSeen(mgRuns))
+		ncpu, mcpu := median(noopRuns, cpuPerCall), median(mgRuns, cpuPerCall)
+		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %s | %s | %s | %s | %.2f | %.1f µs | %.1f µs | %.2f | %s |\n", c.name, nr, mr, mr/nr,
+			dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, ncpu/1e3, mcpu/1e3, ncpu/mcpu, decided+"; "+errorsSeen(mgRuns))
 	}
 	fmt.Print(out.String())
 }
 
-func rps(r ghzReport) float64 { return r.Rps }
-func p50(r ghzReport) float64 { return float64(r.pct(50)) }
-func p99(r ghzReport) float64 { return float64(r.pct(99)) }
+func rps(r ghzReport) float64        { return r.Rps }
+func cpuPerCall(r ghzReport) float64 { return float64(r.serverCPU) }
+func p50(r ghzReport) float64        { return float64(r.pct(50)) }
+func p99(r ghzReport) float64        { return float64(r.pct(99)) }
 
 func median(rs []ghzReport, f func(ghzReport) float64) float64 {
 	v := make([]float64, len(rs))
@@ -193,7 +199,9 @@ func checkOnce(addr string, req []byte, want codes.Code) string {
 	return "decision " + want.String()
 }
 
-func runGhz(addr, reqPath string) ghzReport {
+// runGhz loads the server at addr (process pid) for one run.
+func runGhz(addr, reqPath string, pid int) ghzReport {
+	cpuBefore := processCPU(pid)
 	cmd := exec.Command(*ghzBin, "--insecure",
 		"--call", "envoy.service.auth.v3.Authorization.Check",
 		"--data-file", reqPath,
@@ -205,11 +213,32 @@ func runGhz(addr, reqPath string) ghzReport {
 	if err := cmd.Run(); err != nil {
 		log.Fatalf("ghz: %v\n%s", err, stderr.String())
 	}
+	cpu := processCPU(pid) - cpuBefore
 	var r ghzReport
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		log.Fatalf("ghz output: %v", err)
 	}
+	if r.Count > 0 {
+		r.serverCPU = cpu / time.Duration(r.Count)
+	}
 	return r
+}
+
+// processCPU is the user + system CPU time a process has used, from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s, the value
+// of USER_HZ on Linux).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		log.Fatalf("server CPU time: %v", err)
+	}
+	// The command name (field 2) may contain spaces; fields follow its ')'.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11]+" "+fields[12], &utime, &stime); err != nil {
+		log.Fatalf("server CPU time: %v", err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // checkRequest builds the CheckRequest an Envoy sidecar would send, as JSON for ghz.
