@@ -152,7 +152,25 @@ admin_pprof: true
 		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %s | %s | %s | %s | %.2f | %.1f µs | %.1f µs | %.2f | %s |\n", c.name, nr, mr, mr/nr,
 			dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, ncpu/1e3, mcpu/1e3, ncpu/mcpu, decided+"; "+errorsSeen(mgRuns))
 	}
+	fmt.Fprintf(&out, "\nPeak RSS over the whole run (VmHWM): no-op %s, meshguard %s.\n", peakRSS(noop.Process.Pid), peakRSS(mg.Process.Pid))
 	fmt.Print(out.String())
+}
+
+// peakRSS is a process's peak resident set size so far.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb); err == nil {
+				return fmt.Sprintf("%d MiB", kb>>10)
+			}
+		}
+	}
+	return "unknown"
 }
 
 func rps(r ghzReport) float64        { return r.Rps }

@@ -1,9 +1,10 @@
 // Command noopauthz is the transport floor for load runs: an ext_authz gRPC
 // server whose Check returns a fixed OK without looking at the request. The
 // response has the shape of meshguard's (two upstream headers and seven
-// dynamic metadata fields), and the server uses the same gRPC options, so the
-// difference between the two under the same load is the cost of deciding —
-// not of carrying a larger message through the client.
+// dynamic metadata fields), and the server uses the same gRPC options and GC
+// target, so the difference between the two under the same load is the cost
+// of deciding — not of carrying a larger message or of collecting garbage
+// differently.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/internal/gctune"
 )
 
 type noop struct {
@@ -55,6 +57,9 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 func main() {
 	addr := flag.String("listen", "127.0.0.1:9391", "gRPC listen address")
 	flag.Parse()
+	// The floor collects garbage as meshguard authz does, so the two differ
+	// by the cost of deciding, not by their GC settings.
+	log.Print("garbage collector: ", gctune.Apply(gctune.AuthzPercent))
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)

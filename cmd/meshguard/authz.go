@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/internal/gctune"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
@@ -30,7 +31,10 @@ Listeners (see docs/configuration.md):
   admin_listen  /healthz, /readyz, /metrics, /v1/status
 
 Policies and entities are reloaded when their files change; a set that fails to
-parse keeps its last good version and is reported on /v1/status.`,
+parse keeps its last good version and is reported on /v1/status.
+
+The process runs with GOGC=400 unless GOGC is set in the environment (see
+docs/operations.md); GOMEMLIMIT is honoured as in any Go program.`,
 		Example: `  # Run the quickstart authorizer
   meshguard authz --config examples/quickstart/authz.yaml
 
@@ -49,6 +53,9 @@ parse keeps its last good version and is reported on /v1/status.`,
 			srv, err := extauthz.NewServer(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
+			}
+			if !checkOnly {
+				log.Info("garbage collector", "setting", gctune.Apply(gctune.AuthzPercent))
 			}
 			if checkOnly {
 				st := srv.Authz.Status()

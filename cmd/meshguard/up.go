@@ -22,6 +22,7 @@ import (
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/identity/devca"
+	"github.com/meshguard/meshguard/internal/gctune"
 )
 
 // Addresses of the embedded defaults (docs/quickstart in README).
@@ -95,6 +96,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	if err != nil {
 		return err
 	}
+	log.Info("garbage collector", "setting", gctune.Apply(gctune.AuthzPercent))
 	if err := authz.Start(ctx); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,10 +20,23 @@ const DefaultSet = "default"
 // MaxFileSize bounds a single policy file.
 const MaxFileSize = 4 << 20
 
-var setNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidSetName reports whether name can name a policy set.
-func ValidSetName(name string) bool { return setNameRE.MatchString(name) }
+// ValidSetName reports whether name can name a policy set: 1 to 128 ASCII
+// letters, digits, '.', '_' or '-', starting with a letter or digit. It is
+// checked on every request (the route's set), so it is a loop, not a regexp.
+func ValidSetName(name string) bool {
+	if len(name) == 0 || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Set is one immutable, parsed policy set.
 type Set struct {
