@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func (s *httpService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("www-authenticate", wwwAuthenticate(&d))
 		}
 		w.WriteHeader(d.Status)
-		_, _ = w.Write(denyBody(&d))
+		_, _ = io.WriteString(w, denyBody(&d))
 	}
 	s.a.record(&d, &attrs, "http", time.Since(start))
 	s.tr.end(span, &d)

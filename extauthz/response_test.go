@@ -1,7 +1,9 @@
 package extauthz
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"testing"
 
@@ -30,5 +32,24 @@ func TestDynamicMetadataValues(t *testing.T) {
 	}
 	if got := dynamicMetadata(d).AsMap(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("metadata\n got %v\nwant %v", got, want)
+	}
+}
+
+// The deny body is JSON with the decision id and nothing else, whatever
+// the id holds.
+func TestDenyBodyIsJSON(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		id     string
+		word   string
+	}{{403, "0123456789abcdef0123456789abcdef", "forbidden"}, {401, "00ff", "unauthorized"}, {403, `a"b\c`, "forbidden"}, {403, "", "forbidden"}} {
+		var got map[string]string
+		body := denyBody(&Decision{Status: tc.status, ID: tc.id})
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		if want := map[string]string{"error": tc.word, "decision_id": tc.id}; !maps.Equal(got, want) {
+			t.Errorf("body %q = %v, want %v", body, got, want)
+		}
 	}
 }
