@@ -360,3 +360,43 @@ func TestRateLimitAcrossWorkersWithCASContention(t *testing.T) {
 	}
 	t.Logf("CAS mismatches retried: %d", h.CASMismatches())
 }
+
+// Header maps larger than the module's 64 KiB arena take the allocation
+// path; the filter still sees every header, and the next request (back on
+// the arena) is unaffected.
+func TestHeaderMapsLargerThanTheArena(t *testing.T) {
+	_, vm := newVM(t, "validate", `{"maxHeaderBytes": 200000}`)
+	ctx := context.Background()
+	big := string(repeat('c', 100<<10))
+	r, err := vm.Request(ctx, req("GET", "/a", "cookie", big, "x-after", "1"), okResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Local != nil {
+		t.Fatalf("large but allowed header refused: %d %s", r.Local.Status, r.Local.Body)
+	}
+	r, err = vm.Request(ctx, req("GET", "/a/../b", "cookie", big), okResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Local == nil || r.Local.Status != 400 {
+		t.Fatalf("traversal behind a large header map: %+v, want 400", r.Local)
+	}
+	r, err = vm.Request(ctx, req("GET", "/a/../b"), okResponse)
+	if err != nil || r.Local == nil || r.Local.Status != 400 {
+		t.Fatalf("small request after large ones: %+v, %v", r.Local, err)
+	}
+
+	_, hv := newVM(t, "headers", `{"pathOverrides": [{"prefix": "/embed", "headers": {"x-frame-options": "SAMEORIGIN"}}]}`)
+	resp := append([]abi.Header{{Name: "x-big", Value: big}}, okResponse...)
+	r, err = hv.Request(ctx, req("GET", "/embed/x", "x-big", big), resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := wasmtest.Header(r.Response, "x-frame-options"); v != "SAMEORIGIN" {
+		t.Errorf("override after large maps: x-frame-options = %q", v)
+	}
+	if _, ok := wasmtest.Header(r.Response, "server"); ok {
+		t.Error("server header kept in a large response map")
+	}
+}
