@@ -5,7 +5,6 @@ package abi
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"unsafe"
 )
 
@@ -173,9 +172,18 @@ func (wasmHost) SetSharedData(key string, value []byte, cas uint32) error {
 	}
 }
 
+// propertyPath is the scratch buffer property paths are joined in.
+var propertyPath []byte
+
 func (wasmHost) Property(path ...string) ([]byte, bool) {
-	p := strings.Join(path, "\x00")
-	if proxyGetProperty(ptr(p), uint32(len(p)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
+	propertyPath = propertyPath[:0]
+	for i, seg := range path {
+		if i > 0 {
+			propertyPath = append(propertyPath, 0)
+		}
+		propertyPath = append(propertyPath, seg...)
+	}
+	if proxyGetProperty(bptr(propertyPath), uint32(len(propertyPath)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 		return nil, false
 	}
 	return take(retPtr, retSize), true
