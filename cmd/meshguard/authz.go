@@ -33,8 +33,9 @@ Listeners (see docs/configuration.md):
 Policies and entities are reloaded when their files change; a set that fails to
 parse keeps its last good version and is reported on /v1/status.
 
-The process runs with GOGC=400 unless GOGC is set in the environment (see
-docs/operations.md); GOMEMLIMIT is honoured as in any Go program.`,
+The process runs with GOGC=400 unless GOGC is set, and with a soft memory limit
+of 90% of its container's memory limit unless GOMEMLIMIT is set (see
+docs/operations.md, "Memory and garbage collection").`,
 		Example: `  # Run the quickstart authorizer
   meshguard authz --config examples/quickstart/authz.yaml
 

@@ -1,11 +1,14 @@
-// Package gctune sets the Go garbage collector's target for meshguard's
+// Package gctune sets the Go garbage collector's targets for meshguard's
 // request-serving processes.
 package gctune
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 )
 
 // AuthzPercent is the Go GC target the authorizer runs with unless GOGC
@@ -16,12 +19,52 @@ import (
 // heap. Figures in bench/RESULTS.md; how to tune in docs/operations.md.
 const AuthzPercent = 400
 
-// Apply applies percent unless the environment sets GOGC, and says which
-// setting the process runs with.
-func Apply(percent int) string {
+// memoryLimitShare of a container's memory limit becomes the runtime's
+// soft memory limit unless GOMEMLIMIT is set: near it the collector runs
+// as often as needed, so a higher GOGC cannot push the process into the
+// container's OOM kill.
+const memoryLimitShare = 0.9
+
+// Apply sets the GC target to percent unless GOGC is set, and a soft memory
+// limit from the container's cgroup unless GOMEMLIMIT is set. It says what
+// the process runs with, for the startup log.
+func Apply(percent int) string { return apply(percent, "/sys/fs/cgroup") }
+
+func apply(percent int, cgroupRoot string) string {
+	var out []string
 	if v := os.Getenv("GOGC"); v != "" {
-		return "GOGC=" + v + " (from the environment)"
+		out = append(out, "GOGC="+v+" (from the environment)")
+	} else {
+		debug.SetGCPercent(percent)
+		out = append(out, fmt.Sprintf("GOGC=%d (meshguard's default; set GOGC to override)", percent))
 	}
-	debug.SetGCPercent(percent)
-	return fmt.Sprintf("GOGC=%d (meshguard's default for the authorizer; set GOGC to override)", percent)
+	switch limit, ok := cgroupMemoryLimit(cgroupRoot); {
+	case os.Getenv("GOMEMLIMIT") != "":
+		out = append(out, "GOMEMLIMIT="+os.Getenv("GOMEMLIMIT")+" (from the environment)")
+	case ok:
+		soft := int64(float64(limit) * memoryLimitShare)
+		debug.SetMemoryLimit(soft)
+		out = append(out, fmt.Sprintf("GOMEMLIMIT=%dMiB (%.0f%% of the cgroup memory limit)", soft>>20, memoryLimitShare*100))
+	default:
+		out = append(out, "no memory limit (no cgroup limit found; set GOMEMLIMIT to bound the heap)")
+	}
+	return strings.Join(out, ", ")
+}
+
+// cgroupMemoryLimit reads the memory limit of the process's cgroup as
+// mounted in a container: cgroup v2's memory.max, else v1's
+// memory/memory.limit_in_bytes. "max", or v1's near-2^63 value, means none.
+func cgroupMemoryLimit(root string) (int64, bool) {
+	for _, f := range []string{"memory.max", filepath.Join("memory", "memory.limit_in_bytes")} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || n <= 0 || n >= 1<<60 {
+			return 0, false // "max" or unlimited
+		}
+		return n, true
+	}
+	return 0, false
 }
