@@ -213,3 +213,30 @@ func Lookup(hs []Header, name string) (string, bool) {
 	}
 	return out, found
 }
+
+// Pool keeps a filter's stream contexts for reuse (see Deleter): a Go
+// allocation inside the module costs more than a filter's logic. It holds
+// at most MaxPooled, which is never more than were open at once.
+type Pool[T any] struct{ free []*T }
+
+// MaxPooled bounds a Pool.
+const MaxPooled = 1024
+
+// Get returns a kept context, or nil when there is none.
+func (p *Pool[T]) Get() *T {
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	c := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return c
+}
+
+// Put keeps c for reuse; the caller has reset it.
+func (p *Pool[T]) Put(c *T) {
+	if len(p.free) < MaxPooled {
+		p.free = append(p.free, c)
+	}
+}

@@ -47,3 +47,22 @@ func FuzzDecodeHeaders(f *testing.F) {
 		}
 	})
 }
+
+func TestPoolReusesAndIsBounded(t *testing.T) {
+	var p Pool[int]
+	if p.Get() != nil {
+		t.Fatal("empty pool returned a context")
+	}
+	a, b := new(int), new(int)
+	p.Put(a)
+	p.Put(b)
+	if p.Get() != b || p.Get() != a || p.Get() != nil {
+		t.Fatal("pool did not return what was put, last in first out")
+	}
+	for range MaxPooled + 10 {
+		p.Put(new(int))
+	}
+	if len(p.free) != MaxPooled {
+		t.Fatalf("pool holds %d, over its bound of %d", len(p.free), MaxPooled)
+	}
+}

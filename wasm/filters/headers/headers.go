@@ -76,7 +76,7 @@ type Plugin struct {
 	corsStatic []abi.Header // CORS response headers other than the origin
 	cfg        Config
 
-	free []*stream // streams for reuse
+	streams abi.Pool[stream] // streams for reuse
 }
 
 // override is a PathOverride ready for requests: lower-case names in a
@@ -209,16 +209,10 @@ func responseHeaders(c Config) []abi.Header {
 // Tick implements abi.Plugin (unused).
 func (p *Plugin) Tick(abi.Host) {}
 
-// maxFree bounds the streams kept for reuse: at most as many as were ever
-// open at once, and never more than this.
-const maxFree = 1024
-
 // NewContext implements abi.Plugin. Streams are reused (see OnDelete): a Go
 // allocation inside the module costs more than the whole filter's logic.
 func (p *Plugin) NewContext(uint32) abi.HTTPContext {
-	if n := len(p.free); n > 0 {
-		s := p.free[n-1]
-		p.free = p.free[:n-1]
+	if s := p.streams.Get(); s != nil {
 		return s
 	}
 	return &stream{p: p}
@@ -236,9 +230,7 @@ type stream struct {
 // OnDelete implements abi.Deleter: the stream goes back to the plugin.
 func (s *stream) OnDelete() {
 	s.path, s.origin = s.path[:0], s.origin[:0]
-	if len(s.p.free) < maxFree {
-		s.p.free = append(s.p.free, s)
-	}
+	s.p.streams.Put(s)
 }
 
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {

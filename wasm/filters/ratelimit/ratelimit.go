@@ -70,15 +70,12 @@ const (
 type Plugin struct {
 	cfg Config
 
-	free []*stream // streams for reuse
+	streams abi.Pool[stream] // streams for reuse
 	// Scratch space for values passed to the host, which copies them: a
 	// Go allocation inside the module costs more than the filter's logic.
 	key, slot, num []byte
 	bucket         [24]byte
 }
-
-// maxFree bounds the streams kept for reuse.
-const maxFree = 1024
 
 // New returns the filter.
 func New() *Plugin { return &Plugin{} }
@@ -149,9 +146,7 @@ func (p *Plugin) Tick(abi.Host) {}
 
 // NewContext implements abi.Plugin.
 func (p *Plugin) NewContext(uint32) abi.HTTPContext {
-	if n := len(p.free); n > 0 {
-		s := p.free[n-1]
-		p.free = p.free[:n-1]
+	if s := p.streams.Get(); s != nil {
 		return s
 	}
 	return &stream{p: p}
@@ -168,9 +163,7 @@ type stream struct {
 // OnDelete implements abi.Deleter: the stream goes back to the plugin.
 func (s *stream) OnDelete() {
 	*s = stream{p: s.p}
-	if len(s.p.free) < maxFree {
-		s.p.free = append(s.p.free, s)
-	}
+	s.p.streams.Put(s)
 }
 
 func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
