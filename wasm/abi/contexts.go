@@ -50,14 +50,3 @@ func (t *contextTable) remove(id uint32) (HTTPContext, bool) {
 	delete(t.overflow, id)
 	return c, ok
 }
-
-// len is the number of live contexts.
-func (t *contextTable) len() int {
-	n := len(t.overflow)
-	for i := range t.slots {
-		if t.slots[i].id != 0 {
-			n++
-		}
-	}
-	return n
-}

@@ -62,3 +62,14 @@ func TestContextTableAgreesWithAMap(t *testing.T) {
 		t.Fatal("id 0 found in an empty slot")
 	}
 }
+
+// len is the number of live contexts.
+func (t *contextTable) len() int {
+	n := len(t.overflow)
+	for i := range t.slots {
+		if t.slots[i].id != 0 {
+			n++
+		}
+	}
+	return n
+}

@@ -70,7 +70,7 @@ var (
 	arena     = make([]byte, 64<<10)
 	arenaUsed uint32
 	allocated = map[uint32][]byte{}
-	headers   = make([]Header, 0, 128)
+	headerBuf = make([]Header, 0, 128)
 
 	// Where the host writes a call's results. Locals would escape through
 	// unsafe.Pointer and cost an allocation per call; the module is single
@@ -99,7 +99,7 @@ func bptr(b []byte) unsafe.Pointer {
 // returned during the previous one is no longer referenced.
 func beginCallback() {
 	arenaUsed = 0
-	headers = headers[:0]
+	headerBuf = headerBuf[:0]
 }
 
 // take returns a buffer the host allocated through us and filled.
@@ -120,12 +120,12 @@ func (wasmHost) Headers(m MapType) []Header {
 	if proxyGetHeaderMapPairs(uint32(m), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
 		return nil
 	}
-	start := len(headers)
-	hs, ok := appendHeaders(headers, take(retPtr, retSize))
+	start := len(headerBuf)
+	hs, ok := appendHeaders(headerBuf, take(retPtr, retSize))
 	if !ok {
 		return nil
 	}
-	headers = hs
+	headerBuf = hs
 	return hs[start:len(hs):len(hs)]
 }
 

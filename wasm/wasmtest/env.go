@@ -58,7 +58,7 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		if vm.active == nil {
 			return stNotFound
 		}
-		hs := vm.active.headerMap(m)
+		hs := vm.headerMap(m)
 		if hs == nil {
 			return stBadArgument
 		}
@@ -67,11 +67,12 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	fn("proxy_get_header_map_value", func(ctx context.Context, m, kp, kn, retPtr, retSize uint32) uint32 {
 		vm := vmOf(ctx)
 		key, ok := vm.read(kp, kn)
-		if !ok || vm.active == nil || vm.active.headerMap(m) == nil {
+		hs := vm.headerMap(m)
+		if !ok || hs == nil {
 			return stBadArgument
 		}
 		var vals []string
-		for _, hd := range *vm.active.headerMap(m) {
+		for _, hd := range *hs {
 			if strings.EqualFold(hd.Name, key) {
 				vals = append(vals, hd.Value)
 			}
@@ -85,10 +86,11 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	mutate := func(ctx context.Context, m, kp, kn uint32, f func(hs *[]abi.Header, key string)) uint32 {
 		vm := vmOf(ctx)
 		key, ok := vm.read(kp, kn)
-		if !ok || vm.active == nil || vm.active.headerMap(m) == nil {
+		hs := vm.headerMap(m)
+		if !ok || hs == nil {
 			return stBadArgument
 		}
-		f(vm.active.headerMap(m), strings.ToLower(key))
+		f(hs, strings.ToLower(key))
 		return stOK
 	}
 	remove := func(hs *[]abi.Header, key string) {

@@ -142,12 +142,13 @@ type stream struct {
 	local *LocalResponse
 }
 
-// headerMap returns the map the guest named, nil for an unknown type.
-func (s *stream) headerMap(m uint32) *[]abi.Header {
-	if int(m) >= len(s.maps) {
+// headerMap returns the active stream's map the guest named, nil without a
+// stream or for an unknown map type.
+func (vm *VM) headerMap(m uint32) *[]abi.Header {
+	if vm.active == nil || int(m) >= len(vm.active.maps) {
 		return nil
 	}
-	return &s.maps[m]
+	return &vm.active.maps[m]
 }
 
 // LocalResponse is a response sent by the filter.
