@@ -1,8 +1,10 @@
 // Command noop is a proxy-wasm filter that does nothing: the benchmark's
 // floor for one request lifecycle through a stock-Go module (the exported
-// calls and a context). With {"hostCalls": N} it also makes N trivial host
-// calls (proxy_get_current_time_nanoseconds) per request, which measures
-// what one crossing from the module to the host costs. Not shipped.
+// calls and a context). For BenchmarkGuestCost it can also do, per request,
+// {"hostCalls": N} trivial host calls (proxy_get_current_time_nanoseconds)
+// and {"allocs": N} small Go heap allocations, which measure what one
+// crossing to the host and one allocation inside the module cost. Not
+// shipped.
 package main
 
 import (
@@ -11,7 +13,10 @@ import (
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
-type plugin struct{ HostCalls int }
+type plugin struct{ HostCalls, Allocs int }
+
+// sink keeps the allocations alive past escape analysis.
+var sink *[4]uint64
 
 func (p *plugin) Configure(_ abi.Host, b []byte) error {
 	if len(b) == 0 {
@@ -27,6 +32,9 @@ type ctx struct{ p *plugin }
 func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	for range c.p.HostCalls {
 		h.NowNanos()
+	}
+	for range c.p.Allocs {
+		sink = new([4]uint64)
 	}
 	return abi.Continue
 }
