@@ -43,7 +43,27 @@ var (
 	rounds       = flag.Int("rounds", 3, "alternating rounds per request")
 	decisionLog  = flag.Bool("decision-log", true, "write meshguard's decision log (to a file) during the run")
 	only         = flag.String("only", "", "run only the request whose name contains this")
+	meshguardEnv envFlag
+	noopEnv      envFlag
 )
+
+func init() {
+	flag.Var(&meshguardEnv, "meshguard-env", "KEY=VALUE added to meshguard's environment only (repeatable), e.g. GOGC=100")
+	flag.Var(&noopEnv, "noop-env", "KEY=VALUE added to the no-op server's environment only (repeatable)")
+}
+
+// envFlag collects KEY=VALUE settings for one server process.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
 
 type ghzReport struct {
 	Count   int64   `json:"count"`
@@ -101,9 +121,9 @@ admin_pprof: true
 	cfgPath := filepath.Join(dir, "authz.yaml")
 	must(os.WriteFile(cfgPath, []byte(cfg), 0o644))
 
-	mg := start(*meshguardBin, "authz", "--config", cfgPath)
+	mg := start(meshguardEnv, *meshguardBin, "authz", "--config", cfgPath)
 	defer stop(mg)
-	noop := start(*noopBin, "-listen", noopAddr)
+	noop := start(noopEnv, *noopBin, "-listen", noopAddr)
 	defer stop(noop)
 	waitReady("http://" + adminAddr + "/readyz")
 	waitTCP(noopAddr)
@@ -129,6 +149,9 @@ admin_pprof: true
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds; medians shown. Decision log: %v. CPU/call: the server's CPU time (user + system) during a run over the calls it completed.\n\n",
 		runtime.NumCPU(), cpuModel(), runtime.Version(), *concurrency, *connections, *duration, *rounds, *decisionLog)
+	if len(meshguardEnv)+len(noopEnv) > 0 {
+		fmt.Fprintf(&out, "Environment: meshguard %q, no-op %q.\n\n", meshguardEnv.String(), noopEnv.String())
+	}
 	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | no-op CPU/call | meshguard CPU/call | CPU ratio (no-op/meshguard) | checked |")
 	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, c := range cases {
@@ -278,8 +301,9 @@ func checkRequest(method, path, token string, ext map[string]string) []byte {
 	return b
 }
 
-func start(bin string, args ...string) *exec.Cmd {
+func start(env []string, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	must(cmd.Start())
 	return cmd
