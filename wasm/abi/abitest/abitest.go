@@ -24,7 +24,8 @@ type entry struct {
 // NewShared returns empty shared data.
 func NewShared() *Shared { return &Shared{data: map[string]entry{}} }
 
-// Host is one stream's view of the proxy.
+// Host is one stream's view of the proxy. Like a real host it copies the
+// strings and bytes a filter passes in: filters may pass scratch memory.
 type Host struct {
 	Maps       map[abi.MapType][]abi.Header
 	Props      map[string]string // "source\x00address" → value
@@ -71,7 +72,7 @@ func (h *Host) SetHeader(m abi.MapType, name, value string) {
 }
 
 func (h *Host) AddHeader(m abi.MapType, name, value string) {
-	h.Maps[m] = append(h.Maps[m], abi.Header{Name: strings.ToLower(name), Value: value})
+	h.Maps[m] = append(h.Maps[m], abi.Header{Name: strings.ToLower(name), Value: strings.Clone(value)})
 }
 
 func (h *Host) RemoveHeader(m abi.MapType, name string) {
@@ -85,7 +86,11 @@ func (h *Host) RemoveHeader(m abi.MapType, name string) {
 }
 
 func (h *Host) SendLocalResponse(status uint32, body string, headers []abi.Header) {
-	h.Local = &LocalResponse{Status: status, Body: body, Headers: headers}
+	hs := make([]abi.Header, len(headers))
+	for i, hd := range headers {
+		hs[i] = abi.Header{Name: strings.Clone(hd.Name), Value: strings.Clone(hd.Value)}
+	}
+	h.Local = &LocalResponse{Status: status, Body: strings.Clone(body), Headers: hs}
 }
 
 func (h *Host) SharedData(key string) ([]byte, uint32, bool) {
@@ -104,7 +109,7 @@ func (h *Host) SetSharedData(key string, value []byte, cas uint32) error {
 		return abi.ErrCASMismatch
 	}
 	s.cas++
-	s.data[key] = entry{v: append([]byte(nil), value...), cas: s.cas}
+	s.data[strings.Clone(key)] = entry{v: append([]byte(nil), value...), cas: s.cas}
 	return nil
 }
 

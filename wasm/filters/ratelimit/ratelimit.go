@@ -6,7 +6,9 @@
 // Shared data cannot be deleted (ABI 0.2.1), so keys map onto a fixed table
 // of maxKeys slots; a slot whose bucket has refilled completely can be taken
 // over by another key. Two live keys that collide share a bucket, which can
-// only limit them more, never less. Buckets refill lazily from timestamps:
+// only limit them more, never less. The slots are created empty when a VM is
+// configured, before it serves (see createSlots), so every update under
+// traffic is a compare-and-swap. Buckets refill lazily from timestamps:
 // proxy_on_tick fires in every worker's VM, so per-tick refills would
 // multiply.
 package ratelimit
@@ -132,13 +134,37 @@ func Parse(data []byte) (Config, error) {
 }
 
 // Configure implements abi.Plugin.
-func (p *Plugin) Configure(_ abi.Host, data []byte) error {
+func (p *Plugin) Configure(h abi.Host, data []byte) error {
 	c, err := Parse(data)
 	if err != nil {
 		return err
 	}
 	p.cfg = c
+	p.createSlots(h)
 	return nil
+}
+
+// createSlots makes every bucket slot exist before this worker serves.
+// Shared data has no create-if-absent (ABI 0.2.1; Envoy's SharedData::set
+// checks the CAS only of a key that exists), so two workers creating one
+// slot under traffic could each spend a token and the later write erase
+// the earlier. Created here empty, by whichever VM comes first, the slots
+// are afterwards only ever written with compare-and-swap. An empty bucket
+// (no owner, last update at time 0) is full for whoever takes it.
+func (p *Plugin) createSlots(h abi.Host) {
+	empty := bucket{}.encode(p.bucket[:])
+	for i := range p.cfg.MaxKeys {
+		slot := p.slotName(uint64(i))
+		if _, _, found := h.SharedData(slot); !found {
+			_ = h.SetSharedData(slot, empty, 0)
+		}
+	}
+}
+
+// slotName is slot i's shared-data key, in p.slot: valid until the next call.
+func (p *Plugin) slotName(i uint64) string {
+	p.slot = strconv.AppendUint(append(p.slot[:0], "meshguard.ratelimit."...), i, 10)
+	return abi.String(p.slot)
 }
 
 // Tick implements abi.Plugin: buckets refill from timestamps, not ticks.
@@ -282,8 +308,7 @@ func decode(v []byte) (bucket, bool) {
 // failing the request is refused (fail closed).
 func (p *Plugin) take(h abi.Host, rule, key string, l Limit) (ok bool, left, wait float64) {
 	hash := fnv1a(fnv1a(fnv1a(fnvOffset, rule), "|"), key)
-	p.slot = strconv.AppendUint(append(p.slot[:0], "meshguard.ratelimit."...), hash%uint64(p.cfg.MaxKeys), 10)
-	slot := abi.String(p.slot)
+	slot := p.slotName(hash % uint64(p.cfg.MaxKeys))
 	capacity := int64(l.Burst * scale)
 	perNano := l.RPS * scale / 1e9
 	for range casRetries {

@@ -9,10 +9,10 @@ import (
 
 func TestCollidingKeysNeverLimitLess(t *testing.T) {
 	p := New()
-	if err := p.Configure(nil, []byte(`{"key": "principal", "rps": 0.001, "burst": 2, "maxKeys": 1}`)); err != nil {
+	shared := abitest.NewShared()
+	if err := p.Configure(abitest.New(shared), []byte(`{"key": "principal", "rps": 0.001, "burst": 2, "maxKeys": 1}`)); err != nil {
 		t.Fatal(err)
 	}
-	shared := abitest.NewShared()
 	allowed := 0
 	for _, who := range []string{"a", "b", "a", "b", "c"} {
 		h := abitest.New(shared, abi.Header{Name: ":path", Value: "/"}, abi.Header{Name: "x-meshguard-principal", Value: who})
@@ -41,7 +41,7 @@ func TestKeySources(t *testing.T) {
 		{"header:x-api-key", []abi.Header{{Name: "x-api-key", Value: "k1"}}, nil, "header:k1"},
 	} {
 		p := New()
-		if err := p.Configure(nil, []byte(`{"key": "`+c.key+`", "rps": 1, "burst": 1}`)); err != nil {
+		if err := p.Configure(abitest.New(nil), []byte(`{"key": "`+c.key+`", "rps": 1, "burst": 1}`)); err != nil {
 			t.Fatal(err)
 		}
 		h := abitest.New(nil, c.hdrs...)
@@ -51,5 +51,35 @@ func TestKeySources(t *testing.T) {
 		if got := p.callerKey(h, h.Headers(abi.RequestHeaders)); got != c.want {
 			t.Errorf("key %s: %q, want %q", c.key, got, c.want)
 		}
+	}
+}
+
+// A VM configured later (another worker, a config reload) finds the slots
+// already there and must not refill them; the slots it creates are exactly
+// maxKeys.
+func TestConfigureCreatesSlotsWithoutResettingThem(t *testing.T) {
+	shared := abitest.NewShared()
+	cfg := []byte(`{"key": "principal", "rps": 0.001, "burst": 2, "maxKeys": 8}`)
+	request := func(p *Plugin) abi.Action {
+		h := abitest.New(shared, abi.Header{Name: ":path", Value: "/"}, abi.Header{Name: "x-meshguard-principal", Value: "a"})
+		h.Now = 1e18
+		return p.NewContext(1).OnRequestHeaders(h, false)
+	}
+	first := New()
+	if err := first.Configure(abitest.New(shared), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if shared.Keys() != 8 {
+		t.Fatalf("%d slots after configure, want maxKeys = 8", shared.Keys())
+	}
+	if request(first) != abi.Continue || request(first) != abi.Continue || request(first) != abi.Pause {
+		t.Fatal("burst of 2 not enforced")
+	}
+	second := New()
+	if err := second.Configure(abitest.New(shared), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if request(second) != abi.Pause {
+		t.Fatal("configuring another VM refilled a spent bucket")
 	}
 }
