@@ -72,8 +72,10 @@ func TestConfigureCreatesSlotsWithoutResettingThem(t *testing.T) {
 	if shared.Keys() != 8 {
 		t.Fatalf("%d slots after configure, want maxKeys = 8", shared.Keys())
 	}
-	if request(first) != abi.Continue || request(first) != abi.Continue || request(first) != abi.Pause {
-		t.Fatal("burst of 2 not enforced")
+	for i, want := range []abi.Action{abi.Continue, abi.Continue, abi.Pause} {
+		if got := request(first); got != want {
+			t.Fatalf("request %d: %v, want %v (burst of 2)", i+1, got, want)
+		}
 	}
 	second := New()
 	if err := second.Configure(abitest.New(shared), cfg); err != nil {
