@@ -135,7 +135,13 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	if authn != nil {
 		enforced = *authn
 	} else {
-		req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders)
+		// The candidate set may observe more of the context than the
+		// enforced one; both see the same request, so build all of it.
+		uses := set.ContextUses()
+		if route.ShadowSet != "" {
+			uses = policy.AllUses()
+		}
+		req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders, uses)
 		ents := a.entities(caller)
 		res := set.Evaluate(ents, req)
 		d.Policies, d.Errors = res.Determining, res.Errors

@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
 )
 
 // Entity types of the request model (docs/policy-model.md).
@@ -97,13 +98,17 @@ func ActionUID(a Attributes, r Route) cedar.EntityUID {
 }
 
 // BuildRequest assembles the Cedar request. It is a pure function of its
-// inputs; headers lists the request headers exposed to policies.
-func BuildRequest(a Attributes, r Route, c Caller, headers []string) cedar.Request {
+// inputs; headers lists the request headers exposed to policies. The
+// context holds what the policies to evaluate observe (uses, from
+// policy.Set.ContextUses), or all of it when uses is policy.AllUses:
+// attributes no policy names cannot change a decision, and each record
+// costs cedar-go a copy, a sort and a hash.
+func BuildRequest(a Attributes, r Route, c Caller, headers []string, uses *policy.Uses) cedar.Request {
 	return cedar.Request{
 		Principal: c.Principal(),
 		Action:    ActionUID(a, r),
 		Resource:  cedar.NewEntityUID(TypeService, cedar.String(r.Service)),
-		Context:   buildContext(a, r, c, headers),
+		Context:   buildContext(a, r, c, headers, uses),
 	}
 }
 
@@ -111,38 +116,67 @@ func BuildRequest(a Attributes, r Route, c Caller, headers []string) cedar.Reque
 // a sort, a hash and a map copy.
 var emptyRecord = cedar.NewRecord(nil)
 
-func buildContext(a Attributes, r Route, c Caller, headers []string) cedar.Record {
-	hdrs := emptyRecord
+func buildContext(a Attributes, r Route, c Caller, headers []string, uses *policy.Uses) cedar.Record {
+	if uses.None() {
+		return emptyRecord
+	}
+	return newRecord(func(m cedar.RecordMap) {
+		if ru := uses.Sub("request"); ru != nil {
+			m["request"] = requestRecord(a, headers, ru)
+		}
+		if uses.Sub("source") != nil {
+			m["source"] = sourceRecords.get(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
+		}
+		if uses.Sub("route") != nil {
+			m["route"] = routeRecords.get(r, func() cedar.Record { return routeRecord(r) })
+		}
+		if c.User != nil && uses.Sub("jwt") != nil {
+			m["jwt"] = c.User.Claims
+		}
+	})
+}
+
+// requestRecord is context.request, with the attributes uses names.
+func requestRecord(a Attributes, headers []string, uses *policy.Uses) cedar.Record {
+	return newRecord(func(m cedar.RecordMap) {
+		set := func(k, v string) {
+			if uses.Sub(k) != nil {
+				m[cedar.String(k)] = cedar.String(v)
+			}
+		}
+		set("method", a.Method)
+		set("path", a.Path)
+		set("query", a.Query)
+		set("host", a.Host)
+		set("scheme", a.Scheme)
+		if hu := uses.Sub("headers"); hu != nil {
+			m["headers"] = headersRecord(a, headers, hu)
+		}
+	})
+}
+
+// headersRecord is context.request.headers: the allow-listed headers the
+// request carries and uses names.
+func headersRecord(a Attributes, headers []string, uses *policy.Uses) cedar.Record {
 	var hm cedar.RecordMap
 	for _, h := range headers {
+		if uses.Sub(h) == nil {
+			continue
+		}
 		if v, ok := a.Headers[h]; ok {
 			if hm == nil {
-				hm = make(cedar.RecordMap, len(headers))
+				hm = scratchMaps.Get().(cedar.RecordMap)
 			}
 			hm[cedar.String(h)] = cedar.String(v)
 		}
 	}
-	if hm != nil {
-		hdrs = cedar.NewRecord(hm)
+	if hm == nil {
+		return emptyRecord
 	}
-	request := newRecord(func(m cedar.RecordMap) {
-		m["method"] = cedar.String(a.Method)
-		m["path"] = cedar.String(a.Path)
-		m["query"] = cedar.String(a.Query)
-		m["host"] = cedar.String(a.Host)
-		m["scheme"] = cedar.String(a.Scheme)
-		m["headers"] = hdrs
-	})
-	source := sourceRecords.get(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
-	route := routeRecords.get(r, func() cedar.Record { return routeRecord(r) })
-	return newRecord(func(m cedar.RecordMap) {
-		m["request"] = request
-		m["source"] = source
-		m["route"] = route
-		if c.User != nil {
-			m["jwt"] = c.User.Claims
-		}
-	})
+	rec := cedar.NewRecord(hm)
+	clear(hm)
+	scratchMaps.Put(hm)
+	return rec
 }
 
 // scratchMaps recycles the maps records are built from: NewRecord copies

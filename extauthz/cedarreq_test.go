@@ -5,6 +5,8 @@ import (
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshguard/meshguard/extauthz/policy"
 )
 
 // Requests on one connection share context.source; requests on another
@@ -12,7 +14,7 @@ import (
 func TestSourceRecordFollowsTheConnection(t *testing.T) {
 	peer := spiffeid.RequireFromString("spiffe://meshguard.local/ns/demo/sa/frontend")
 	source := func(addr string, peer spiffeid.ID) cedar.Record {
-		ctx := buildContext(Attributes{SourceAddress: addr}, Route{}, Caller{Peer: peer}, nil)
+		ctx := buildContext(Attributes{SourceAddress: addr}, Route{}, Caller{Peer: peer}, nil, policy.AllUses())
 		v, _ := ctx.Get("source")
 		return v.(cedar.Record)
 	}

@@ -47,7 +47,12 @@ type Set struct {
 	policies *cedar.PolicySet
 	forbids  map[cedar.PolicyID]bool
 	count    int
+	context  *Uses
 }
+
+// ContextUses is what the set's policies observe of the request context;
+// the rest of the context cannot change the set's decisions.
+func (s *Set) ContextUses() *Uses { return s.context }
 
 // Len is the number of policies in the set.
 func (s *Set) Len() int { return s.count }
@@ -106,6 +111,7 @@ func parseSet(name string, files []source) (*Set, error) {
 		policies: ps,
 		forbids:  forbids,
 		count:    len(forbids) + countPermits(ps, forbids),
+		context:  contextUses(ps),
 	}, nil
 }
 
