@@ -51,14 +51,17 @@ func (c Caller) Principal() cedar.EntityUID {
 }
 
 // principalEntity is the per-request entity served through the overlay.
+// It is shared and must not be modified.
 func (c Caller) principalEntity() *cedar.Entity {
 	switch {
 	case c.User != nil:
 		e := c.User.Entity
 		return &e
 	case !c.Workload.IsZero():
-		e := WorkloadEntity(c.Workload)
-		return &e
+		return workloadEntities.get(c.Workload, func() *cedar.Entity {
+			e := WorkloadEntity(c.Workload)
+			return &e
+		})
 	}
 	return nil
 }
@@ -228,36 +231,38 @@ func routeRecord(r Route) cedar.Record {
 // control plane's configuration; a source is a downstream connection,
 // which carries many requests in a mesh (pooled HTTP/2 between sidecars).
 var (
-	routeRecords  = newRecordCache[Route](4096)
-	sourceRecords = newRecordCache[sourceKey](16384)
+	routeRecords  = newMemo[Route, cedar.Record](4096)
+	sourceRecords = newMemo[sourceKey, cedar.Record](16384)
+	// A mesh has few workload identities and many requests from each.
+	workloadEntities = newMemo[spiffeid.ID, *cedar.Entity](16384)
 )
 
-// recordCache memoizes immutable Cedar records. It is bounded: when full
-// it starts over, which keeps memory fixed whatever callers send and
-// keeps the records in use cached.
-type recordCache[K comparable] struct {
+// memo memoizes immutable values (Cedar records, entities). It is bounded:
+// when full it starts over, which keeps memory fixed whatever callers send
+// and keeps the values in use cached.
+type memo[K comparable, V any] struct {
 	mu  sync.RWMutex
-	m   map[K]cedar.Record
+	m   map[K]V
 	max int
 }
 
-func newRecordCache[K comparable](max int) *recordCache[K] {
-	return &recordCache[K]{m: map[K]cedar.Record{}, max: max}
+func newMemo[K comparable, V any](max int) *memo[K, V] {
+	return &memo[K, V]{m: map[K]V{}, max: max}
 }
 
-func (c *recordCache[K]) get(k K, build func() cedar.Record) cedar.Record {
+func (c *memo[K, V]) get(k K, build func() V) V {
 	c.mu.RLock()
-	rec, ok := c.m[k]
+	v, ok := c.m[k]
 	c.mu.RUnlock()
 	if ok {
-		return rec
+		return v
 	}
-	rec = build()
+	v = build()
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		clear(c.m)
 	}
-	c.m[k] = rec
+	c.m[k] = v
 	c.mu.Unlock()
-	return rec
+	return v
 }

@@ -37,8 +37,8 @@ func TestSourceRecordFollowsTheConnection(t *testing.T) {
 	}
 }
 
-func TestRecordCacheIsBoundedAndBuildsOncePerKey(t *testing.T) {
-	c := newRecordCache[int](8)
+func TestMemoIsBoundedAndBuildsOncePerKey(t *testing.T) {
+	c := newMemo[int, cedar.Record](8)
 	builds := 0
 	get := func(k int) cedar.Record {
 		return c.get(k, func() cedar.Record {
