@@ -204,21 +204,20 @@ func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Deci
 		}
 		return c, nil
 	}
-	id, ok := a.verifier.Lookup(tok)
-	if ok {
-		c.User = id
-		return c, nil
-	}
-	// Only a cache miss can wait (a JWKS refetch on an unknown kid): bound it.
-	if a.cfg.DecisionTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.cfg.DecisionTimeout)
-		defer cancel()
-	}
-	id, err := a.verifier.Verify(ctx, tok)
-	if r := jwt.ReasonOf(err); (r == jwt.ReasonUnknownKey || r == jwt.ReasonKeysUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The refusal may only mean the keys did not arrive in time.
-		return c, &Outcome{Status: 403, Reason: ReasonTimeout}
+	id, err := a.verifier.Lookup(tok)
+	if errors.Is(err, jwt.ErrNotCached) {
+		// Only a token neither cache knows can wait (a JWKS refetch on an
+		// unknown kid): bound it.
+		if a.cfg.DecisionTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, a.cfg.DecisionTimeout)
+			defer cancel()
+		}
+		id, err = a.verifier.Verify(ctx, tok)
+		if r := jwt.ReasonOf(err); (r == jwt.ReasonUnknownKey || r == jwt.ReasonKeysUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The refusal may only mean the keys did not arrive in time.
+			return c, &Outcome{Status: 403, Reason: ReasonTimeout}
+		}
 	}
 	if err != nil {
 		var je *jwt.Error

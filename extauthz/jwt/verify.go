@@ -187,13 +187,25 @@ func (v *Verifier) keyGen(name string) uint64 {
 	return 0
 }
 
-// Lookup returns the identity of a token verified earlier and still cached:
-// no parsing, no signature check, no waiting.
-func (v *Verifier) Lookup(token string) (*Identity, bool) {
-	if v.cache == nil || len(token) > v.maxBytes {
-		return nil, false
+// ErrNotCached is Lookup's answer for a token neither cache knows.
+var ErrNotCached = errors.New("jwt: token not cached")
+
+// Lookup answers from the caches alone: the identity of a token verified
+// earlier and still valid, or the refusal of a token refused for a reason
+// that cannot change. No parsing, no signature check, no waiting; a token
+// neither cache knows gets ErrNotCached, and only Verify can decide it.
+func (v *Verifier) Lookup(token string) (*Identity, error) {
+	if len(token) > v.maxBytes {
+		return nil, ErrNotCached
 	}
-	return v.cache.get(sha256.Sum256([]byte(token)), v.now(), v.keyGen)
+	key := sha256.Sum256([]byte(token))
+	if id, ok := v.cache.get(key, v.now(), v.keyGen); ok {
+		return id, nil
+	}
+	if e, ok := v.refused.get(key, v.keyGen); ok {
+		return nil, e
+	}
+	return nil, ErrNotCached
 }
 
 // Verify checks a compact JWS token and returns its identity. Every failure

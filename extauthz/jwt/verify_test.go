@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,42 @@ func eventually(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Lookup answers from the caches only: a verified token, a refused one,
+// or ErrNotCached for one it has never seen (which Verify must decide).
+func TestLookupAnswersFromBothCaches(t *testing.T) {
+	k := getKeys(t)
+	now := &clock{t: time.Unix(1_800_000_000, 0)}
+	pc := ProviderConfig{Name: "test", Issuer: testIssuer, Audiences: []string{"orders"},
+		JWKSFile: writeJWKS(t, t.TempDir(), jwksJSON(t, k))}
+	v, err := New([]ProviderConfig{pc}, Options{Now: now.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := sign(t, jose.ES256, k.ec256, "ec256", claimsAt(now.Now(), nil), nil)
+	forged := sign(t, jose.RS256, k.other, "rsa", claimsAt(now.Now(), nil), nil)
+	expired := sign(t, jose.ES256, k.ec256, "ec256", claimsAt(now.Now(), func(c map[string]any) {
+		c["exp"] = now.Now().Add(-time.Hour).Unix()
+	}), nil)
+	for _, tok := range []string{good, forged, expired} {
+		if _, err := v.Lookup(tok); !errors.Is(err, ErrNotCached) {
+			t.Fatalf("Lookup before Verify = %v, want ErrNotCached", err)
+		}
+		_, _ = v.Verify(context.Background(), tok)
+	}
+	if id, err := v.Lookup(good); err != nil || id.Subject != "alice" {
+		t.Errorf("Lookup(verified) = %v, %v; want alice", id, err)
+	}
+	if _, err := v.Lookup(forged); ReasonOf(err) != ReasonBadSignature {
+		t.Errorf("Lookup(forged) = %v, want the remembered bad_signature", err)
+	}
+	// Time-dependent refusals are never remembered: the clock may move.
+	if _, err := v.Lookup(expired); !errors.Is(err, ErrNotCached) {
+		t.Errorf("Lookup(expired) = %v, want ErrNotCached", err)
+	}
+	if _, err := v.Lookup(strings.Repeat("a", 1<<20)); !errors.Is(err, ErrNotCached) {
+		t.Errorf("Lookup(oversized) = %v, want ErrNotCached (Verify refuses it)", err)
 	}
 }
