@@ -122,11 +122,20 @@ type Deleter interface {
 // (u32 key length, u32 value length) per pair, then each key and value
 // followed by a NUL byte. Little-endian.
 func EncodeHeaders(hs []Header) []byte {
+	return AppendHeaders(make([]byte, 0, EncodedSize(hs)), hs)
+}
+
+// EncodedSize is the length of EncodeHeaders(hs).
+func EncodedSize(hs []Header) int {
 	size := 4
 	for _, h := range hs {
 		size += 8 + len(h.Name) + 1 + len(h.Value) + 1
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+// AppendHeaders appends the map format of hs to b.
+func AppendHeaders(b []byte, hs []Header) []byte {
 	b = le32(b, uint32(len(hs)))
 	for _, h := range hs {
 		b = le32(b, uint32(len(h.Name)))

@@ -62,11 +62,11 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		if hs == nil {
 			return stBadArgument
 		}
-		return vm.returnBytes(ctx, abi.EncodeHeaders(*hs), retPtr, retSize)
+		return vm.returnHeaders(ctx, *hs, retPtr, retSize)
 	})
 	fn("proxy_get_header_map_value", func(ctx context.Context, m, kp, kn, retPtr, retSize uint32) uint32 {
 		vm := vmOf(ctx)
-		key, ok := vm.read(kp, kn)
+		key, ok := vm.view(kp, kn)
 		hs := vm.headerMap(m)
 		if !ok || hs == nil {
 			return stBadArgument
@@ -82,47 +82,43 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		}
 		return vm.returnBytes(ctx, []byte(strings.Join(vals, ",")), retPtr, retSize)
 	})
-	// mutate edits the header map m under a lower-cased key.
-	mutate := func(ctx context.Context, m, kp, kn uint32, f func(hs *[]abi.Header, key string)) uint32 {
+	// mutate edits the header map m; key and val are views of guest memory
+	// (see VM.view), which f copies with stream.keep if it stores them.
+	mutate := func(ctx context.Context, m, kp, kn, vp, vn uint32, f func(s *stream, hs *[]abi.Header, key, val string)) uint32 {
 		vm := vmOf(ctx)
-		key, ok := vm.read(kp, kn)
+		key, ok1 := vm.view(kp, kn)
+		val, ok2 := vm.view(vp, vn)
 		hs := vm.headerMap(m)
-		if !ok || hs == nil {
+		if !ok1 || !ok2 || hs == nil {
 			return stBadArgument
 		}
-		f(hs, strings.ToLower(key))
+		f(vm.active, hs, key, val)
 		return stOK
 	}
-	remove := func(hs *[]abi.Header, key string) {
+	remove := func(_ *stream, hs *[]abi.Header, key, _ string) {
 		out := (*hs)[:0]
 		for _, hd := range *hs {
 			if !strings.EqualFold(hd.Name, key) {
 				out = append(out, hd)
 			}
 		}
+		clear((*hs)[len(out):])
 		*hs = out
 	}
+	add := func(s *stream, hs *[]abi.Header, key, val string) {
+		*hs = append(*hs, abi.Header{Name: s.keep(key, true), Value: s.keep(val, false)})
+	}
 	fn("proxy_add_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
-		val, ok := vmOf(ctx).read(vp, vn)
-		if !ok {
-			return stBadArgument
-		}
-		return mutate(ctx, m, kp, kn, func(hs *[]abi.Header, key string) {
-			*hs = append(*hs, abi.Header{Name: key, Value: val})
-		})
+		return mutate(ctx, m, kp, kn, vp, vn, add)
 	})
 	fn("proxy_replace_header_map_value", func(ctx context.Context, m, kp, kn, vp, vn uint32) uint32 {
-		val, ok := vmOf(ctx).read(vp, vn)
-		if !ok {
-			return stBadArgument
-		}
-		return mutate(ctx, m, kp, kn, func(hs *[]abi.Header, key string) {
-			remove(hs, key)
-			*hs = append(*hs, abi.Header{Name: key, Value: val})
+		return mutate(ctx, m, kp, kn, vp, vn, func(s *stream, hs *[]abi.Header, key, val string) {
+			remove(s, hs, key, val)
+			add(s, hs, key, val)
 		})
 	})
 	fn("proxy_remove_header_map_value", func(ctx context.Context, m, kp, kn uint32) uint32 {
-		return mutate(ctx, m, kp, kn, remove)
+		return mutate(ctx, m, kp, kn, 0, 0, remove)
 	})
 	fn("proxy_send_local_response", func(ctx context.Context, status, dp, dn, bp, bn, hp, hn uint32, grpc int32) uint32 {
 		vm := vmOf(ctx)
@@ -142,44 +138,55 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	})
 	fn("proxy_get_shared_data", func(ctx context.Context, kp, kn, retPtr, retSize, retCas uint32) uint32 {
 		vm := vmOf(ctx)
-		key, ok := vm.read(kp, kn)
+		key, ok := vm.view(kp, kn)
 		if !ok {
 			return stBadArgument
 		}
 		h.sharedMu.Lock()
 		e, found := h.shared[key]
+		var value []byte
+		var cas uint32
+		if found {
+			value, cas = e.value, e.cas
+		}
 		h.sharedMu.Unlock()
 		if !found {
 			return stNotFound
 		}
-		if st := vm.returnBytes(ctx, e.value, retPtr, retSize); st != stOK {
+		if st := vm.returnBytes(ctx, value, retPtr, retSize); st != stOK {
 			return st
 		}
-		if !vm.mod.Memory().WriteUint32Le(retCas, e.cas) {
+		if !vm.mod.Memory().WriteUint32Le(retCas, cas) {
 			return 6
 		}
 		return stOK
 	})
 	fn("proxy_set_shared_data", func(ctx context.Context, kp, kn, vp, vn, cas uint32) uint32 {
 		vm := vmOf(ctx)
-		key, ok1 := vm.read(kp, kn)
-		val, ok2 := vm.read(vp, vn)
+		key, ok1 := vm.view(kp, kn)
+		val, ok2 := vm.view(vp, vn)
 		if !ok1 || !ok2 {
 			return stBadArgument
 		}
 		h.sharedMu.Lock()
 		defer h.sharedMu.Unlock()
-		if e, found := h.shared[key]; found && cas != 0 && e.cas != cas {
+		e, found := h.shared[key]
+		if found && cas != 0 && e.cas != cas {
 			h.casFails.Add(1)
 			return stCasMismatch
 		}
+		if !found {
+			e = &sharedEntry{}
+			h.shared[strings.Clone(key)] = e
+		}
+		// A new value each time: readers copy a value out after unlocking.
 		h.casSeq++
-		h.shared[key] = sharedEntry{value: []byte(val), cas: h.casSeq}
+		e.value, e.cas = []byte(val), h.casSeq
 		return stOK
 	})
 	fn("proxy_get_property", func(ctx context.Context, pp, pn, retPtr, retSize uint32) uint32 {
 		vm := vmOf(ctx)
-		path, ok := vm.read(pp, pn)
+		path, ok := vm.view(pp, pn)
 		if !ok {
 			return stBadArgument
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -32,7 +33,7 @@ type Host struct {
 	props    map[string]string
 
 	sharedMu sync.Mutex
-	shared   map[string]sharedEntry
+	shared   map[string]*sharedEntry
 	casSeq   uint32
 	casFails atomic.Int64
 
@@ -52,7 +53,7 @@ var compilations = wazero.NewCompilationCache()
 // NewHost compiles a filter module.
 func NewHost(ctx context.Context, wasm []byte) (*Host, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(compilations))
-	h := &Host{rt: rt, props: map[string]string{}, shared: map[string]sharedEntry{}}
+	h := &Host{rt: rt, props: map[string]string{}, shared: map[string]*sharedEntry{}}
 	h.now.Store(1_800_000_000_000_000_000)
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
@@ -140,6 +141,36 @@ var exportNames = [numExports]string{"proxy_on_context_create", "proxy_on_vm_sta
 type stream struct {
 	maps  [4][]abi.Header // by abi.MapType
 	local *LocalResponse
+	// arena holds the header names and values the filter sets, as
+	// Envoy's header maps store short strings inline rather than one
+	// heap allocation each. Bytes are only ever appended, and a full
+	// arena is replaced, never reused, so strings into it stay valid.
+	arena []byte
+}
+
+// arenaSize is the size of each arena block.
+const arenaSize = 512
+
+// keep copies v into the stream's arena, lower-cased when lower is set
+// (header names).
+func (s *stream) keep(v string, lower bool) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > cap(s.arena)-len(s.arena) {
+		s.arena = make([]byte, 0, max(arenaSize, len(v)))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, v...)
+	b := s.arena[start:]
+	if lower {
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // headerMap returns the active stream's map the guest named, nil without a
@@ -290,38 +321,63 @@ func (vm *VM) Close(ctx context.Context) error { return vm.mod.Close(ctx) }
 func (vm *VM) Memory() uint32 { return vm.mod.Memory().Size() }
 
 // allocate asks the guest for size bytes (proxy_on_memory_allocate), as the
-// host does to return data.
-func (vm *VM) allocate(ctx context.Context, data []byte) (uint32, error) {
+// host does to return data, and returns their address and a view of them.
+func (vm *VM) allocate(ctx context.Context, size int) (uint32, []byte, error) {
 	// A host function's own call into the guest needs its own stack:
 	// vm.stack holds the arguments of the export being served.
 	var stack [1]uint64
-	stack[0] = uint64(len(data))
+	stack[0] = uint64(size)
 	if err := vm.calls[onMemoryAllocate].CallWithStack(ctx, stack[:]); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	p := uint32(stack[0])
-	if !vm.mod.Memory().Write(p, data) {
-		return 0, errors.New("allocated buffer out of range")
+	buf, ok := vm.mod.Memory().Read(p, uint32(size))
+	if !ok {
+		return 0, nil, errors.New("allocated buffer out of range")
 	}
-	return p, nil
+	return p, buf[:size:size], nil
 }
 
 // returnBytes allocates data in the guest and writes its address and size
 // to the two return pointers.
 func (vm *VM) returnBytes(ctx context.Context, data []byte, retPtr, retSize uint32) uint32 {
-	p, err := vm.allocate(ctx, data)
+	return vm.returnWith(ctx, len(data), retPtr, retSize, func(buf []byte) { copy(buf, data) })
+}
+
+// returnHeaders serializes hs straight into guest memory, as Envoy does.
+func (vm *VM) returnHeaders(ctx context.Context, hs []abi.Header, retPtr, retSize uint32) uint32 {
+	return vm.returnWith(ctx, abi.EncodedSize(hs), retPtr, retSize, func(buf []byte) { abi.AppendHeaders(buf[:0], hs) })
+}
+
+// returnWith allocates size bytes in the guest, lets fill write them and
+// writes their address and size to the two return pointers.
+func (vm *VM) returnWith(ctx context.Context, size int, retPtr, retSize uint32, fill func([]byte)) uint32 {
+	p, buf, err := vm.allocate(ctx, size)
 	if err != nil {
 		vm.failure = err
 		return 10 // InternalFailure
 	}
+	fill(buf)
 	mem := vm.mod.Memory()
-	if !mem.WriteUint32Le(retPtr, p) || !mem.WriteUint32Le(retSize, uint32(len(data))) {
+	if !mem.WriteUint32Le(retPtr, p) || !mem.WriteUint32Le(retSize, uint32(size)) {
 		return 6 // InvalidMemoryAccess
 	}
 	return 0
 }
 
+// read copies n bytes of guest memory at p.
 func (vm *VM) read(p, n uint32) (string, bool) {
 	b, ok := vm.mod.Memory().Read(p, n)
 	return string(b), ok
+}
+
+// view is n bytes of guest memory at p, not copied: valid only until the
+// host function returns, for lookups and comparisons. Anything kept must
+// be copied (read, or stream.keep).
+func (vm *VM) view(p, n uint32) (string, bool) {
+	b, ok := vm.mod.Memory().Read(p, n)
+	if !ok || len(b) == 0 {
+		return "", ok
+	}
+	return unsafe.String(&b[0], len(b)), true
 }
