@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/meshguard/meshguard/wasm/abi"
 	"github.com/meshguard/meshguard/wasm/wasmtest"
 )
@@ -398,5 +400,37 @@ func TestHeaderMapsLargerThanTheArena(t *testing.T) {
 	}
 	if _, ok := wasmtest.Header(r.Response, "server"); ok {
 		t.Error("server header kept in a large response map")
+	}
+}
+
+// A host skips callbacks a module does not export (proxy-wasm-cpp-host
+// treats them as Continue, or done), so the modules export only those a
+// filter can act on: each exported no-op would cost a VM crossing per
+// request, or per body chunk.
+func TestModulesExportOnlyCallbacksTheyUse(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	required := []string{"proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "proxy_on_context_create",
+		"proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers", "proxy_on_response_headers",
+		"proxy_on_delete", "proxy_on_tick"}
+	unused := []string{"proxy_on_request_body", "proxy_on_response_body", "proxy_on_request_trailers",
+		"proxy_on_response_trailers", "proxy_on_log", "proxy_on_done"}
+	for _, name := range []string{"headers", "ratelimit", "validate"} {
+		compiled, err := rt.CompileModule(ctx, module(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exports := compiled.ExportedFunctions()
+		for _, f := range required {
+			if _, ok := exports[f]; !ok {
+				t.Errorf("%s.wasm does not export %s", name, f)
+			}
+		}
+		for _, f := range unused {
+			if _, ok := exports[f]; ok {
+				t.Errorf("%s.wasm exports %s, which no filter uses", name, f)
+			}
+		}
 	}
 }

@@ -285,23 +285,11 @@ func onResponseHeaders(id, numHeaders, eos uint32) uint32 {
 	return guard(id, func(c HTTPContext) Action { return c.OnResponseHeaders(host, eos != 0) })
 }
 
-//go:wasmexport proxy_on_request_body
-func onRequestBody(id, size, eos uint32) uint32 { return uint32(Continue) }
-
-//go:wasmexport proxy_on_response_body
-func onResponseBody(id, size, eos uint32) uint32 { return uint32(Continue) }
-
-//go:wasmexport proxy_on_request_trailers
-func onRequestTrailers(id, n uint32) uint32 { return uint32(Continue) }
-
-//go:wasmexport proxy_on_response_trailers
-func onResponseTrailers(id, n uint32) uint32 { return uint32(Continue) }
-
-//go:wasmexport proxy_on_log
-func onLog(id uint32) {}
-
-//go:wasmexport proxy_on_done
-func onDone(id uint32) uint32 { return 1 }
+// The module exports no proxy_on_{request,response}_{body,trailers},
+// proxy_on_log or proxy_on_done: no filter uses them, and a host skips a
+// callback the module does not export (proxy-wasm-cpp-host treats a
+// missing one as Continue, or as done), which saves a VM crossing per
+// body chunk and two per request.
 
 //go:wasmexport proxy_on_delete
 func onDelete(id uint32) {

@@ -135,6 +135,11 @@ const (
 	numExports
 )
 
+// exportDefaults is what a callback the module does not export returns, as
+// proxy-wasm-cpp-host has it: Continue (0) for the header callbacks, true
+// for vm_start, configure and done.
+var exportDefaults = [numExports]uint64{onVMStart: 1, onConfigure: 1, onDone: 1}
+
 var exportNames = [numExports]string{"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers",
 	"proxy_on_response_headers", "proxy_on_done", "proxy_on_log", "proxy_on_delete", "proxy_on_tick", "proxy_on_memory_allocate"}
 
@@ -223,12 +228,13 @@ func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	vm.mod = mod
+	// Like Envoy, require only the allocator: a callback the module does
+	// not export is skipped, with its default result (exportDefaults).
 	for i, name := range exportNames {
-		f := mod.ExportedFunction(name)
-		if f == nil {
-			return nil, fmt.Errorf("module does not export %s", name)
-		}
-		vm.calls[i] = f
+		vm.calls[i] = mod.ExportedFunction(name)
+	}
+	if vm.calls[onMemoryAllocate] == nil {
+		return nil, errors.New("module does not export proxy_on_memory_allocate")
 	}
 	if mod.ExportedFunction("proxy_abi_version_0_2_1") == nil {
 		return nil, errors.New("module does not declare proxy-wasm ABI 0.2.1")
@@ -260,6 +266,10 @@ func (vm *VM) call(ctx context.Context, export int, args ...uint64) ([]uint64, e
 // the benchmarks measure; the result is valid until the next call.
 func (vm *VM) callIn(ctx context.Context, export int, args ...uint64) ([]uint64, error) {
 	stack := vm.stack[:max(len(args), 1)]
+	if vm.calls[export] == nil {
+		stack[0] = exportDefaults[export]
+		return stack[:1], nil
+	}
 	copy(stack, args)
 	if err := vm.calls[export].CallWithStack(ctx, stack); err != nil {
 		return nil, fmt.Errorf("%s: %w", exportNames[export], err)
