@@ -42,14 +42,17 @@ func BenchmarkFilter(b *testing.B) {
 }
 
 // BenchmarkGuestCost measures what the filters' figures are made of: one
-// crossing from the module to the host ("hostcall", a trivial host call)
-// and one 32-byte Go allocation inside the module ("alloc"). Each is the
+// crossing from the module to the host ("hostcall", a trivial host call),
+// one 32-byte Go allocation inside the module ("alloc") and one read of the
+// request's 8-header map ("header-read": a host call whose result the host
+// writes into memory it asks the module for, then decoded). Each is the
 // no-op filter's lifecycle doing it 10 times less one doing nothing, run
 // alternately, per operation.
 func BenchmarkGuestCost(b *testing.B) {
 	for _, tc := range []struct{ name, config, unit string }{
 		{"hostcall", `{"hostCalls": 10}`, "ns/hostcall"},
 		{"alloc", `{"allocs": 10}`, "ns/alloc"},
+		{"header-read", `{"headerReads": 10}`, "ns/read"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			_, none := newVM(b, "noop", `{}`)

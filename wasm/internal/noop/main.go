@@ -1,10 +1,11 @@
 // Command noop is a proxy-wasm filter that does nothing: the benchmark's
 // floor for one request lifecycle through a stock-Go module (the exported
 // calls and a context). For BenchmarkGuestCost it can also do, per request,
-// {"hostCalls": N} trivial host calls (proxy_get_current_time_nanoseconds)
-// and {"allocs": N} small Go heap allocations, which measure what one
-// crossing to the host and one allocation inside the module cost. Not
-// shipped.
+// {"hostCalls": N} trivial host calls (proxy_get_current_time_nanoseconds),
+// {"allocs": N} small Go heap allocations and {"headerReads": N} reads of
+// the request's header map, which measure what one crossing to the host,
+// one allocation inside the module and one header-map read (a host call
+// that returns data through proxy_on_memory_allocate) cost. Not shipped.
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
-type plugin struct{ HostCalls, Allocs int }
+type plugin struct{ HostCalls, Allocs, HeaderReads int }
 
 // kept holds the last allocation, so escape analysis cannot drop it.
 var kept []*[4]uint64
@@ -35,6 +36,9 @@ func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	}
 	for range c.p.Allocs {
 		kept = append(kept[:0], new([4]uint64))
+	}
+	for range c.p.HeaderReads {
+		h.Headers(abi.RequestHeaders)
 	}
 	return abi.Continue
 }
