@@ -28,7 +28,7 @@ type EvalError struct {
 
 // Evaluate authorizes req against the set. It is safe for concurrent use.
 func (s *Set) Evaluate(entities cedar.EntityGetter, req cedar.Request) Result {
-	decision, diag := cedar.Authorize(s.policies, entities, req)
+	decision, diag := cedar.Authorize(s.candidates(req), entities, req)
 	res := Result{Allow: decision == cedar.Allow}
 	if len(diag.Reasons) > 0 {
 		res.Determining = make([]string, len(diag.Reasons))

@@ -46,6 +46,7 @@ type Set struct {
 	Files   []string // paths relative to the set's directory, sorted
 
 	policies policyList
+	index    scopeIndex // nil for small sets
 	forbids  map[cedar.PolicyID]bool
 	context  *Uses
 }
@@ -133,6 +134,7 @@ func parseSet(name string, files []source) (*Set, error) {
 		Version:  hex.EncodeToString(h.Sum(nil))[:16],
 		Files:    names,
 		policies: list,
+		index:    newScopeIndex(list),
 		forbids:  forbids,
 		context:  contextUses(ps),
 	}, nil
