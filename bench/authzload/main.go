@@ -123,7 +123,9 @@ admin_pprof: true
 
 	mg := start(meshguardEnv, *meshguardBin, "authz", "--config", cfgPath)
 	defer stop(mg)
-	noop := start(noopEnv, *noopBin, "-listen", noopAddr)
+	noopPprof := freeAddr()
+	noop := start(noopEnv, *noopBin, "-listen", noopAddr, "-pprof", noopPprof)
+	log.Printf("no-op server pprof at http://%s/debug/pprof/", noopPprof)
 	defer stop(noop)
 	waitReady("http://" + adminAddr + "/readyz")
 	waitTCP(noopAddr)

@@ -12,6 +12,8 @@ import (
 	"flag"
 	"log"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // only served with -pprof
 	"os"
 	"os/signal"
 
@@ -56,7 +58,11 @@ func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:9391", "gRPC listen address")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (to compare profiles with meshguard's)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { log.Print(http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 	// The floor collects garbage as meshguard authz does, so the two differ
 	// by the cost of deciding, not by their GC settings.
 	log.Print("garbage collector: ", gctune.Apply(gctune.AuthzPercent))

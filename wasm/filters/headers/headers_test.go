@@ -46,3 +46,31 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// Short strip lists are removed without reading the response first, long
+// ones after a read; either way exactly the listed headers go, whatever
+// their case, and the rest stay.
+func TestStripHeadersShortAndLongLists(t *testing.T) {
+	for _, strip := range []string{`["X-Debug"]`, `["x-debug", "x-a", "x-b", "x-c", "x-d"]`} {
+		p := New()
+		if err := p.Configure(nil, []byte(`{"stripHeaders": `+strip+`}`)); err != nil {
+			t.Fatal(err)
+		}
+		h := abitest.New(nil, abi.Header{Name: ":path", Value: "/"})
+		h.Maps[abi.ResponseHeaders] = []abi.Header{
+			{Name: "server", Value: "nginx"}, {Name: "x-powered-by", Value: "php"},
+			{Name: "x-debug", Value: "1"}, {Name: "content-type", Value: "text/plain"},
+		}
+		s := p.NewContext(1)
+		s.OnRequestHeaders(h, false)
+		s.OnResponseHeaders(h, false)
+		for _, gone := range []string{"server", "x-powered-by", "x-debug"} {
+			if _, ok := h.ResponseHeader(gone); ok {
+				t.Errorf("strip %s: %s kept", strip, gone)
+			}
+		}
+		if v, _ := h.ResponseHeader("content-type"); v != "text/plain" {
+			t.Errorf("strip %s: content-type = %q, want it kept", strip, v)
+		}
+	}
+}
