@@ -12,49 +12,40 @@ import (
 	"github.com/meshguard/meshguard/extauthz/policy"
 )
 
+// contextPolicies read, test for, miss and compare context attributes in
+// every way Cedar allows.
+var contextPolicies = []string{
+	`permit (principal, action, resource) when { context.request.path like "/catalog*" };`,
+	`permit (principal, action, resource) when { context.request.headers["x-tenant"] == "acme" };`,
+	`forbid (principal, action, resource) when { context.request.headers["user-agent"] like "*bot*" };`,
+	`permit (principal, action, resource) when { context.request.headers has "accept" && context.request.method == "GET" };`,
+	`permit (principal, action, resource) when { context.request == {"method": "GET", "path": "/", "query": "", "host": "h", "scheme": "https", "headers": {}} };`,
+	`permit (principal, action, resource) when { context.request.headers == {} };`,
+	`permit (principal, action, resource) when { context.source.spiffe_id like "*/sa/frontend" };`,
+	`forbid (principal, action, resource) unless { context.source.ip.isInRange(ip("10.0.0.0/8")) };`,
+	`permit (principal, action, resource) when { context has jwt && context.jwt.sub == "alice" };`,
+	`permit (principal, action, resource) when { context.jwt.sub == "alice" };`,
+	`permit (principal, action, resource) when { context.route.mode == "enforce" && context.route.id == "r1" };`,
+	`permit (principal, action, resource) when { context has request && !(context has nothing) };`,
+	`forbid (principal, action, resource) when { context.request.query.isEmpty() };`,
+	`permit (principal, action, resource) when { context == {} };`,
+	`permit (principal, action, resource) when { [context.request.headers].contains({"accept": "*/*"}) };`,
+	`permit (principal, action, resource) when { (if context.request.method == "GET" then context.request else context.source) has path };`,
+}
+
 // The authorizer builds only the context attributes a set's policies name.
 // Whatever the policies do with the context — read it, test for keys, fail
 // on missing ones, compare whole records — the pruned context must give
 // the decisions, determining policies and errors the full one gives.
 func TestPrunedContextDecidesLikeTheFullOne(t *testing.T) {
-	policies := []string{
-		`permit (principal, action, resource) when { context.request.path like "/catalog*" };`,
-		`permit (principal, action, resource) when { context.request.headers["x-tenant"] == "acme" };`,
-		`forbid (principal, action, resource) when { context.request.headers["user-agent"] like "*bot*" };`,
-		`permit (principal, action, resource) when { context.request.headers has "accept" && context.request.method == "GET" };`,
-		`permit (principal, action, resource) when { context.request == {"method": "GET", "path": "/", "query": "", "host": "h", "scheme": "https", "headers": {}} };`,
-		`permit (principal, action, resource) when { context.request.headers == {} };`,
-		`permit (principal, action, resource) when { context.source.spiffe_id like "*/sa/frontend" };`,
-		`forbid (principal, action, resource) unless { context.source.ip.isInRange(ip("10.0.0.0/8")) };`,
-		`permit (principal, action, resource) when { context has jwt && context.jwt.sub == "alice" };`,
-		`permit (principal, action, resource) when { context.jwt.sub == "alice" };`,
-		`permit (principal, action, resource) when { context.route.mode == "enforce" && context.route.id == "r1" };`,
-		`permit (principal, action, resource) when { context has request && !(context has nothing) };`,
-		`forbid (principal, action, resource) when { context.request.query.isEmpty() };`,
-		`permit (principal, action, resource) when { context == {} };`,
-		`permit (principal, action, resource) when { [context.request.headers].contains({"accept": "*/*"}) };`,
-		`permit (principal, action, resource) when { (if context.request.method == "GET" then context.request else context.source) has path };`,
-	}
 	sets := map[string]map[string]string{"all": {}}
-	for i, p := range policies {
+	for i, p := range contextPolicies {
 		name := fmt.Sprintf("p%d.cedar", i)
 		sets[name] = map[string]string{name: p}
 		sets["all"][name] = p
 	}
-	alice := &jwt.Identity{Subject: "alice", Claims: cedar.NewRecord(cedar.RecordMap{"sub": cedar.String("alice")})}
-	alice.Entity = cedar.Entity{UID: cedar.NewEntityUID(TypeUser, "alice"), Attributes: alice.Claims}
-	frontend := spiffeid.RequireFromString("spiffe://meshguard.local/ns/demo/sa/frontend")
+	attrs, callers, headers := contextFixtures()
 	route := Route{ID: "r1", Service: "orders", PolicySet: "s", Mode: ModeEnforce}
-	attrs := []Attributes{
-		{Method: "GET", Path: "/", Host: "h", Scheme: "https"},
-		{Method: "GET", Path: "/catalog/1", Query: "q=1", Host: "h", Scheme: "https", SourceAddress: "10.1.2.3:5000",
-			Headers: map[string]string{"accept": "*/*", "x-tenant": "acme", "user-agent": "curl"}},
-		{Method: "POST", Path: "/orders", SourceAddress: "192.0.2.1:443",
-			Headers: map[string]string{"user-agent": "evilbot", "x-request-id": "abc"}},
-		{Method: "GET", Path: "/catalog", SourceAddress: "not an address", Headers: map[string]string{"accept": "text/html"}},
-	}
-	callers := []Caller{{}, {User: alice}, {Workload: frontend, Peer: frontend}, {User: alice, Peer: frontend}}
-	headers := []string{"accept", "user-agent", "x-tenant", "x-request-id"}
 	for name, files := range sets {
 		set, err := policy.ParseSet("s", files)
 		if err != nil {
@@ -72,6 +63,25 @@ func TestPrunedContextDecidesLikeTheFullOne(t *testing.T) {
 			}
 		}
 	}
+}
+
+// contextFixtures are requests and callers that give the context policies
+// something to read, miss and compare.
+func contextFixtures() ([]Attributes, []Caller, []string) {
+	alice := &jwt.Identity{Subject: "alice", Claims: cedar.NewRecord(cedar.RecordMap{"sub": cedar.String("alice")})}
+	alice.Entity = cedar.Entity{UID: cedar.NewEntityUID(TypeUser, "alice"), Attributes: alice.Claims}
+	frontend := spiffeid.RequireFromString("spiffe://meshguard.local/ns/demo/sa/frontend")
+	attrs := []Attributes{
+		{Method: "GET", Path: "/", Host: "h", Scheme: "https"},
+		{Method: "GET", Path: "/catalog/1", Query: "q=1", Host: "h", Scheme: "https", SourceAddress: "10.1.2.3:5000",
+			Headers: map[string]string{"accept": "*/*", "x-tenant": "acme", "user-agent": "curl"}},
+		{Method: "POST", Path: "/orders", SourceAddress: "192.0.2.1:443",
+			Headers: map[string]string{"user-agent": "evilbot", "x-request-id": "abc"}},
+		{Method: "GET", Path: "/catalog", SourceAddress: "not an address", Headers: map[string]string{"accept": "text/html"}},
+	}
+	callers := []Caller{{}, {User: alice}, {Workload: frontend, Peer: frontend}, {User: alice, Peer: frontend}}
+	headers := []string{"accept", "user-agent", "x-tenant", "x-request-id"}
+	return attrs, callers, headers
 }
 
 // A set that names only context.request.path gets a context with only that.
@@ -93,4 +103,30 @@ func TestPrunedContextHoldsOnlyWhatIsNamed(t *testing.T) {
 	if ctx := buildContext(a, Route{ID: "r"}, Caller{}, []string{"accept"}, none.ContextUses()); ctx.Len() != 0 {
 		t.Errorf("a set that never reads the context got %s", ctx.MarshalCedar())
 	}
+}
+
+// FuzzPrunedContext: for any policy text that parses, the pruned context
+// decides exactly as the full one.
+func FuzzPrunedContext(f *testing.F) {
+	for _, p := range contextPolicies {
+		f.Add(p)
+	}
+	attrs, callers, headers := contextFixtures()
+	route := Route{ID: "r1", Service: "orders", PolicySet: "s", Mode: ModeEnforce}
+	f.Fuzz(func(t *testing.T, text string) {
+		set, err := policy.ParseSet("s", map[string]string{"p.cedar": text})
+		if err != nil {
+			return
+		}
+		for i, a := range attrs {
+			for j, c := range callers {
+				ents := policy.Overlay{Extra: c.principalEntity()}
+				full := set.Evaluate(ents, BuildRequest(a, route, c, headers, policy.AllUses()))
+				pruned := set.Evaluate(ents, BuildRequest(a, route, c, headers, set.ContextUses()))
+				if !reflect.DeepEqual(full, pruned) {
+					t.Fatalf("request %d, caller %d: pruned context (%s) decided %+v, full context %+v", i, j, set.ContextUses(), pruned, full)
+				}
+			}
+		}
+	})
 }

@@ -103,3 +103,50 @@ func TestSmallSetsAreNotIndexed(t *testing.T) {
 		t.Error("a one-policy set got an index; walking it is cheaper")
 	}
 }
+
+// FuzzScopeIndex: whatever policy is added to an indexed set, evaluating
+// the candidates decides as evaluating the whole set.
+func FuzzScopeIndex(f *testing.F) {
+	for _, p := range []string{
+		`permit (principal, action == Action::"GET", resource == Service::"orders");`,
+		`forbid (principal, action in [Action::"GET"], resource) when { context.n > 1 };`,
+		`permit (principal, action, resource in Service::"all") unless { context.missing };`,
+		`permit (principal is User, action == Action::"POST", resource is Service);`,
+	} {
+		f.Add(p)
+	}
+	var filler strings.Builder
+	for i := range minIndexed {
+		fmt.Fprintf(&filler, "@id(\"f%d\") permit (principal, action == Action::\"%s\", resource == Service::\"s%d\") when { context.n == %d };\n",
+			i, []string{"GET", "POST"}[i%2], i%4, i%3)
+	}
+	all := cedar.NewEntityUID("Service", "all")
+	ents := cedar.EntityMap{}
+	for i := range 4 {
+		uid := cedar.NewEntityUID("Service", cedar.String(fmt.Sprintf("s%d", i)))
+		ents[uid] = cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(all)}
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		set, err := ParseSet("s", map[string]string{"filler.cedar": filler.String(), "fuzz.cedar": text})
+		if err != nil || set.index == nil {
+			return
+		}
+		whole := *set
+		whole.index = nil
+		for _, action := range []string{"GET", "POST", "DELETE"} {
+			for _, svc := range []string{"s0", "s1", "orders", "all"} {
+				for _, n := range []cedar.Value{cedar.Long(1), cedar.Long(2), cedar.String("x")} {
+					req := cedar.Request{
+						Principal: cedar.NewEntityUID("User", "alice"),
+						Action:    cedar.NewEntityUID("Action", cedar.String(action)),
+						Resource:  cedar.NewEntityUID("Service", cedar.String(svc)),
+						Context:   cedar.NewRecord(cedar.RecordMap{"n": n}),
+					}
+					if got, want := set.Evaluate(ents, req), whole.Evaluate(ents, req); !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s %s: indexed %+v, whole set %+v", action, svc, got, want)
+					}
+				}
+			}
+		}
+	})
+}
