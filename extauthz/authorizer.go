@@ -325,7 +325,8 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, el
 			"route", d.Route.ID, "policy_set", d.Route.PolicySet, "detail", d.Detail)
 	}
 	if a.dlog != nil {
-		a.dlog.Log(logEntry(d, attrs, elapsed))
+		e := logEntry(d, attrs, elapsed)
+		a.dlog.Log(&e)
 	}
 }
 
@@ -339,8 +340,8 @@ func allowWord(b bool) string {
 // maxLoggedPath bounds the path written to the decision log.
 const maxLoggedPath = 512
 
-func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) *decisionlog.Entry {
-	e := &decisionlog.Entry{
+func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) decisionlog.Entry {
+	e := decisionlog.Entry{
 		Time:       time.Now().UTC(),
 		DecisionID: d.ID,
 		Route:      d.Route.ID,

@@ -103,3 +103,20 @@ func TestBatchesKeepEveryEntryInOrder(t *testing.T) {
 		}
 	}
 }
+
+// Log takes a copy: the caller may reuse its entry at once.
+func TestLogCopiesTheEntry(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out, 4, nil)
+	e := Entry{DecisionID: "first"}
+	l.Log(&e)
+	e.DecisionID = "second"
+	l.Log(&e)
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"decision_id":"first"`) || !strings.Contains(lines[1], `"decision_id":"second"`) {
+		t.Fatalf("log = %q, want the first entry as it was when logged, then the second", out.String())
+	}
+}
