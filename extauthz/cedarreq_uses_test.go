@@ -44,22 +44,29 @@ func TestPrunedContextDecidesLikeTheFullOne(t *testing.T) {
 		sets[name] = map[string]string{name: p}
 		sets["all"][name] = p
 	}
-	attrs, callers, headers := contextFixtures()
-	route := Route{ID: "r1", Service: "orders", PolicySet: "s", Mode: ModeEnforce}
 	for name, files := range sets {
 		set, err := policy.ParseSet("s", files)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		for i, a := range attrs {
-			for j, c := range callers {
-				ents := policy.Overlay{Extra: c.principalEntity()}
-				full := set.Evaluate(ents, BuildRequest(a, route, c, headers, policy.AllUses()))
-				pruned := set.Evaluate(ents, BuildRequest(a, route, c, headers, set.ContextUses()))
-				if !reflect.DeepEqual(full, pruned) {
-					t.Errorf("%s, request %d, caller %d: pruned context (%s) decided %+v, full context %+v",
-						name, i, j, set.ContextUses(), pruned, full)
-				}
+		checkPrunedContext(t, name, set)
+	}
+}
+
+// checkPrunedContext evaluates set on every fixture request and caller with
+// the pruned and the full context and reports any difference.
+func checkPrunedContext(t testing.TB, name string, set *policy.Set) {
+	t.Helper()
+	attrs, callers, headers := contextFixtures()
+	route := Route{ID: "r1", Service: "orders", PolicySet: "s", Mode: ModeEnforce}
+	for i, a := range attrs {
+		for j, c := range callers {
+			ents := policy.Overlay{Extra: c.principalEntity()}
+			full := set.Evaluate(ents, BuildRequest(a, route, c, headers, policy.AllUses()))
+			pruned := set.Evaluate(ents, BuildRequest(a, route, c, headers, set.ContextUses()))
+			if !reflect.DeepEqual(full, pruned) {
+				t.Errorf("%s, request %d, caller %d: pruned context (%s) decided %+v, full context %+v",
+					name, i, j, set.ContextUses(), pruned, full)
 			}
 		}
 	}
@@ -111,22 +118,11 @@ func FuzzPrunedContext(f *testing.F) {
 	for _, p := range contextPolicies {
 		f.Add(p)
 	}
-	attrs, callers, headers := contextFixtures()
-	route := Route{ID: "r1", Service: "orders", PolicySet: "s", Mode: ModeEnforce}
 	f.Fuzz(func(t *testing.T, text string) {
 		set, err := policy.ParseSet("s", map[string]string{"p.cedar": text})
 		if err != nil {
 			return
 		}
-		for i, a := range attrs {
-			for j, c := range callers {
-				ents := policy.Overlay{Extra: c.principalEntity()}
-				full := set.Evaluate(ents, BuildRequest(a, route, c, headers, policy.AllUses()))
-				pruned := set.Evaluate(ents, BuildRequest(a, route, c, headers, set.ContextUses()))
-				if !reflect.DeepEqual(full, pruned) {
-					t.Fatalf("request %d, caller %d: pruned context (%s) decided %+v, full context %+v", i, j, set.ContextUses(), pruned, full)
-				}
-			}
-		}
+		checkPrunedContext(t, "fuzzed set", set)
 	})
 }
