@@ -55,9 +55,6 @@ docs/operations.md, "Memory and garbage collection").`,
 			if err != nil {
 				return err
 			}
-			if !checkOnly {
-				log.Info("garbage collector", "setting", gctune.Apply(gctune.AuthzPercent))
-			}
 			if checkOnly {
 				st := srv.Authz.Status()
 				for _, s := range st.Policies.Sets {
@@ -72,6 +69,7 @@ docs/operations.md, "Memory and garbage collection").`,
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration OK")
 				return nil
 			}
+			log.Info("garbage collector", "setting", gctune.Apply(gctune.AuthzPercent))
 			return srv.Run(cmd.Context())
 		},
 	}
