@@ -144,8 +144,8 @@ func (l *Logger) run() {
 		// after Close.
 		write(&e)
 		for range len(l.ch) {
-			e := <-l.ch
-			write(&e)
+			next := <-l.ch
+			write(&next)
 		}
 		_ = l.w.Flush()
 		time.Sleep(batchPause)

@@ -120,7 +120,7 @@ type VM struct {
 	stack   [4]uint64 // arguments and results of guest calls (CallWithStack)
 }
 
-// The guest exports the host calls, indexed for VM.calls.
+// The callbacks a guest exports, indexed for VM.calls.
 const (
 	onContextCreate = iota
 	onVMStart

@@ -268,7 +268,7 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 // blindRemovals is how many headers are cheaper to remove unconditionally
 // than to look for first: removing an absent header costs the host a
 // lookup, while reading the response's header map costs a host call, a
-// call back into the module for memory and a copy (≈ 5 host calls,
+// call back into the module for memory and a copy (≈ 6 host calls,
 // BenchmarkGuestCost).
 const blindRemovals = 4
 
