@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"hash/fnv"
 	"testing"
 
 	"github.com/meshguard/meshguard/wasm/abi"
@@ -83,5 +84,20 @@ func TestConfigureCreatesSlotsWithoutResettingThem(t *testing.T) {
 	}
 	if request(second) != abi.Pause {
 		t.Fatal("configuring another VM refilled a spent bucket")
+	}
+}
+
+// fnv1a is hash/fnv's FNV-1a, chained over several strings.
+func TestFNV1aMatchesHashFNV(t *testing.T) {
+	for _, parts := range [][]string{{""}, {"a"}, {"path0", "|", `User::"alice"`}, {"default", "|", "ip:10.0.0.1"}} {
+		f := fnv.New64a()
+		h := uint64(fnvOffset)
+		for _, s := range parts {
+			f.Write([]byte(s))
+			h = fnv1a(h, s)
+		}
+		if h != f.Sum64() {
+			t.Errorf("fnv1a(%q) = %x, hash/fnv says %x", parts, h, f.Sum64())
+		}
 	}
 }
