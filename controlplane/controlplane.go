@@ -29,6 +29,8 @@ import (
 	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
+	"github.com/meshguard/meshguard/identity/sds"
+	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Builder turns a mesh into per-node snapshots and pushes them into the
@@ -177,7 +179,7 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 	}
 	var bundle *tlsv3.Secret
 	if ca != nil {
-		domains := []domainBundle{{m.Spec.TrustDomain, ca.BundlePEM()}}
+		domains := []sds.TrustDomainBundle{{Name: m.Spec.TrustDomain, PEM: ca.BundlePEM()}}
 		name := translate.SecretBundle
 		if fed != nil {
 			name = translate.SecretAll
@@ -187,11 +189,11 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 					b.log.Warn("federated bundle not available yet; ALL omits it", "trust_domain", td.Name(), "err", err)
 					continue
 				}
-				domains = append(domains, domainBundle{td.Name(), pemCerts(xb.X509Authorities())})
+				domains = append(domains, sds.TrustDomainBundle{Name: td.Name(), PEM: sds.BundlePEM(xb.X509Authorities())})
 			}
 		}
 		var err error
-		if bundle, err = bundleSecret(name, domains); err != nil {
+		if bundle, err = sds.ValidationSecret(name, domains); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -329,16 +331,9 @@ func (b *Builder) snapshot(in *xds.Interner, r *translate.Resources) (xds.Snapsh
 
 // RunRotation calls Rotate every interval until ctx ends.
 func (b *Builder) RunRotation(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := b.Rotate(ctx); err != nil {
-				b.log.Error("SVID rotation failed", "err", err)
-			}
+	periodic.Every(ctx, interval, func(ctx context.Context) {
+		if err := b.Rotate(ctx); err != nil {
+			b.log.Error("SVID rotation failed", "err", err)
 		}
-	}
+	})
 }

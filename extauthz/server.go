@@ -32,6 +32,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/filewatch"
+	"github.com/meshguard/meshguard/internal/periodic"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
@@ -215,16 +216,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				s.updateHealth()
-			}
-		}
+		periodic.Every(ctx, 500*time.Millisecond, func(context.Context) { s.updateHealth() })
 	}()
 	s.log.Info("authorizer listening", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr(),
 		"policies", s.cfg.Policies, "ready", s.Authz.Ready())

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshguard/meshguard/internal/periodic"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/federation"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -126,16 +127,7 @@ func (b *Bundles) Refresh(ctx context.Context) error {
 // Run refreshes every interval until ctx ends.
 func (b *Bundles) Run(ctx context.Context, interval time.Duration) {
 	_ = b.Refresh(ctx)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = b.Refresh(ctx)
-		}
-	}
+	periodic.Every(ctx, interval, func(ctx context.Context) { _ = b.Refresh(ctx) })
 }
 
 // GetX509BundleForTrustDomain implements x509bundle.Source.

@@ -6,27 +6,23 @@
 package sds
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Secret names, as SPIRE's agent serves them.
@@ -78,7 +74,7 @@ func (s *Server) Refresh() error {
 	if err != nil {
 		return fmt.Errorf("bundle for %s: %w", sv.ID.TrustDomain(), err)
 	}
-	domains := []trustDomainBundle{{sv.ID.TrustDomain().Name(), encode(own.X509Authorities())}}
+	domains := []TrustDomainBundle{{sv.ID.TrustDomain().Name(), BundlePEM(own.X509Authorities())}}
 	all := slices.Clone(domains)
 	for _, td := range s.federated {
 		b, err := s.src.GetX509BundleForTrustDomain(td)
@@ -86,20 +82,17 @@ func (s *Server) Refresh() error {
 			s.log.Warn("federated bundle unavailable; ALL omits it", "trust_domain", td.Name(), "err", err)
 			continue
 		}
-		all = append(all, trustDomainBundle{td.Name(), encode(b.X509Authorities())})
+		all = append(all, TrustDomainBundle{td.Name(), BundlePEM(b.X509Authorities())})
 	}
-	rootca, err := validationSecret(SecretBundle, domains)
+	rootca, err := ValidationSecret(SecretBundle, domains)
 	if err != nil {
 		return err
 	}
-	allSecret, err := validationSecret(SecretAll, all)
+	allSecret, err := ValidationSecret(SecretAll, all)
 	if err != nil {
 		return err
 	}
-	svid := &tlsv3.Secret{Name: SecretSVID, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: certPEM}},
-		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: keyPEM}},
-	}}}
+	svid := CertificateSecret(SecretSVID, certPEM, keyPEM)
 	ts, err := xds.NewInterner().TypeSet(xds.SecretType, []xds.Named{
 		{Name: SecretSVID, Msg: svid}, {Name: SecretBundle, Msg: rootca}, {Name: SecretAll, Msg: allSecret},
 	})
@@ -114,52 +107,11 @@ func (s *Server) Refresh() error {
 
 // Run refreshes every interval (rotation is picked up within it) until ctx ends.
 func (s *Server) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Refresh(); err != nil {
-				s.log.Error("SDS refresh failed; serving the last SVID", "err", err)
-			}
+	periodic.Every(ctx, interval, func(context.Context) {
+		if err := s.Refresh(); err != nil {
+			s.log.Error("SDS refresh failed; serving the last SVID", "err", err)
 		}
-	}
-}
-
-type trustDomainBundle struct {
-	name string
-	pem  []byte
-}
-
-func encode(certs []*x509.Certificate) []byte {
-	var b bytes.Buffer
-	for _, c := range certs {
-		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
-	return b.Bytes()
-}
-
-// validationSecret is Envoy's SPIFFE certificate validator with one bundle
-// per trust domain: a peer is checked against its own trust domain's CAs only.
-func validationSecret(name string, domains []trustDomainBundle) (*tlsv3.Secret, error) {
-	cfg := &tlsv3.SPIFFECertValidatorConfig{}
-	for _, d := range domains {
-		cfg.TrustDomains = append(cfg.TrustDomains, &tlsv3.SPIFFECertValidatorConfig_TrustDomain{
-			Name: d.name, TrustBundle: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: d.pem}},
-		})
-	}
-	if err := cfg.ValidateAll(); err != nil {
-		return nil, err
-	}
-	a, err := anypb.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-		CustomValidatorConfig: &corev3.TypedExtensionConfig{Name: "envoy.tls.cert_validator.spiffe", TypedConfig: a},
-	}}}, nil
+	})
 }
 
 // anyNode serves every client as localNode.
