@@ -93,28 +93,14 @@ func (r *Resources) routeRefs(name string, vhs []*routev3.VirtualHost, clusters 
 // EDS names: RDS names, clusters routed to, EDS assignments, SDS secrets.
 func (r *Resources) Check() error {
 	var errs []error
-	routes := map[string]bool{}
-	clusters := map[string]bool{}
-	cla := map[string]bool{}
-	secrets := map[string]bool{}
-	for _, s := range r.Secrets {
-		secrets[s] = true
-	}
-	for _, x := range r.Routes {
-		routes[x.GetName()] = true
-	}
-	for _, c := range r.Clusters {
-		clusters[c.GetName()] = true
-	}
-	for _, e := range r.Endpoints {
-		cla[e.GetClusterName()] = true
-	}
+	routes, clusters, cla, secrets := r.names()
 	all := []proto.Message{}
 	for _, l := range r.Listeners {
 		all = append(all, l)
 	}
 	for _, x := range r.Routes {
 		all = append(all, x)
+		errs = append(errs, r.routeRefs(x.GetName(), x.GetVirtualHosts(), clusters)...)
 	}
 	for _, c := range r.Clusters {
 		all = append(all, c)
@@ -144,15 +130,6 @@ func (r *Resources) Check() error {
 				}
 			}
 		})
-	}
-	for _, x := range r.Routes {
-		for _, vh := range x.GetVirtualHosts() {
-			for _, rt := range vh.GetRoutes() {
-				if c := rt.GetRoute().GetCluster(); c != "" && !clusters[c] {
-					errs = append(errs, fmt.Errorf("route %s/%s: no cluster %q", x.GetName(), rt.GetName(), c))
-				}
-			}
-		}
 	}
 	return errors.Join(errs...)
 }
