@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
-	"github.com/meshguard/meshguard/extauthz/jwt"
-	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
@@ -51,21 +49,8 @@ func benchEnv(b *testing.B, routePolicies, otherPolicies int) (*checkService, *d
 	for s := 0; s*100 < otherPolicies; s++ {
 		writeSet(fmt.Sprintf("other%03d", s), min(100, otherPolicies-s*100), 10000+s*100)
 	}
-	iss, _ := demoidp.Generate("k1")
-	jwks, _ := iss.JWKS()
-	_ = os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o644)
-	cfg := &Config{Policies: filepath.Join(dir, "policies"), JWT: JWTConfig{Providers: []jwt.ProviderConfig{{
-		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
-	cfg.applyDefaults()
+	cfg, store, v, iss := testDeps(b, dir)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := policy.NewStore(cfg.Policies, "", policy.WithLogger(log))
-	if err := store.Reload(); err != nil {
-		b.Fatal(err)
-	}
-	v, err := jwt.New(cfg.JWT.Providers, jwt.Options{Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
 	m := NewMetrics(prometheus.NewRegistry())
 	dl := decisionlog.New(io.Discard, 1<<16, m.DecisionDropped.Inc)
 	b.Cleanup(func() { _ = dl.Close(context.Background()) })

@@ -12,8 +12,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshguard/meshguard/extauthz/jwt"
-	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
@@ -30,24 +28,8 @@ func FuzzDecide(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	iss, err := demoidp.Generate("k1")
-	if err != nil {
-		f.Fatal(err)
-	}
-	jwks, _ := iss.JWKS()
-	_ = os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o644)
-	cfg := &Config{Policies: filepath.Join(dir, "policies"), JWT: JWTConfig{Providers: []jwt.ProviderConfig{{
-		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
-	cfg.applyDefaults()
+	cfg, store, v, _ := testDeps(f, dir)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := policy.NewStore(cfg.Policies, "", policy.WithLogger(log))
-	if err := store.Reload(); err != nil {
-		f.Fatal(err)
-	}
-	v, err := jwt.New(cfg.JWT.Providers, jwt.Options{Logger: log})
-	if err != nil {
-		f.Fatal(err)
-	}
 	a := NewAuthorizer(cfg, store, v, nil, nil, log)
 
 	// Seeds: requests as Envoy sends them, one with a token from an untrusted issuer.

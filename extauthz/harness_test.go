@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
@@ -296,4 +297,36 @@ func listenLoopback(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// testDeps is what an in-process Authorizer needs, over the policies
+// already written under dir/policies: a config whose one JWT provider
+// trusts a fresh issuer (its JWKS written to dir/jwks.json), the loaded
+// policy store and the verifier.
+func testDeps(tb testing.TB, dir string) (*Config, *policy.Store, *jwt.Verifier, *demoidp.Issuer) {
+	tb.Helper()
+	iss, err := demoidp.Generate("k1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	jwks, err := iss.JWKS()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), jwks, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := &Config{Policies: filepath.Join(dir, "policies"), JWT: JWTConfig{Providers: []jwt.ProviderConfig{{
+		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
+	cfg.applyDefaults()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := policy.NewStore(cfg.Policies, "", policy.WithLogger(log))
+	if err := store.Reload(); err != nil {
+		tb.Fatal(err)
+	}
+	v, err := jwt.New(cfg.JWT.Providers, jwt.Options{Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg, store, v, iss
 }
