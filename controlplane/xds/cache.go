@@ -141,14 +141,20 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan 
 	if c.respondSotw(node, n, w) {
 		return func() {}, nil
 	}
+	return addWatch(c, n.sotw, w), nil
+}
+
+// addWatch holds w in watches (a node's SotW or delta watches, under c.mu)
+// until SetSnapshot answers it or the returned cancel drops it.
+func addWatch[W any](c *Cache, watches map[int64]W, w W) (cancel func()) {
 	c.watchID++
 	id := c.watchID
-	n.sotw[id] = w
+	watches[id] = w
 	return func() {
 		c.mu.Lock()
-		delete(n.sotw, id)
+		delete(watches, id)
 		c.mu.Unlock()
-	}, nil
+	}
 }
 
 // respondSotw sends the current version if the watch needs it; it reports
@@ -233,14 +239,7 @@ func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription
 	if c.respondDelta(node, n, w) {
 		return func() {}, nil
 	}
-	c.watchID++
-	id := c.watchID
-	n.delta[id] = w
-	return func() {
-		c.mu.Lock()
-		delete(n.delta, id)
-		c.mu.Unlock()
-	}, nil
+	return addWatch(c, n.delta, w), nil
 }
 
 func (c *Cache) respondDelta(node string, n *nodeState, w *deltaWatch) bool {
