@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
@@ -93,6 +94,9 @@ type Authorizer struct {
 	dlog     *decisionlog.Logger
 	log      *slog.Logger
 
+	// Decision cache outcomes, resolved once (nil without metrics).
+	cacheHit, cacheMiss, cacheBypass prometheus.Counter
+
 	// decide replaces Decide when set; tests use it to inject failures.
 	decide func(context.Context, Attributes) Decision
 }
@@ -102,7 +106,13 @@ func NewAuthorizer(cfg *Config, store *policy.Store, verifier *jwt.Verifier, m *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Authorizer{store: store, verifier: verifier, cfg: cfg, metrics: m, dlog: dlog, log: log}
+	a := &Authorizer{store: store, verifier: verifier, cfg: cfg, metrics: m, dlog: dlog, log: log}
+	if m != nil {
+		a.cacheHit = m.DecisionCache.WithLabelValues("hit")
+		a.cacheMiss = m.DecisionCache.WithLabelValues("miss")
+		a.cacheBypass = m.DecisionCache.WithLabelValues("bypass")
+	}
+	return a
 }
 
 // Ready reports whether policies and keys have loaded.
@@ -126,7 +136,7 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	if authn != nil && authn.Reason == ReasonTimeout {
 		return d.deny(403, ReasonTimeout, "decision deadline passed while fetching keys")
 	}
-	set, ok := a.store.Set(route.PolicySet)
+	view, ok := a.store.Lookup(route.PolicySet)
 	if !ok {
 		return d.deny(403, ReasonUnknownSet, fmt.Sprintf("policy set %q is not loaded", route.PolicySet))
 	}
@@ -135,15 +145,20 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	if authn != nil {
 		enforced = *authn
 	} else {
-		// The candidate set may observe more of the context than the
-		// enforced one; both see the same request, so build all of it.
-		uses := set.ContextUses()
-		if route.ShadowSet != "" {
-			uses = policy.AllUses()
+		var res policy.Result
+		if route.ShadowSet == "" {
+			res = a.evaluate(view, &attrs, &route, &caller)
+		} else {
+			// The candidate set may observe more of the context than the
+			// enforced one; both see the same request, so build all of it.
+			if view.Results != nil {
+				a.count(a.cacheBypass)
+			}
+			req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders, policy.AllUses())
+			ents := a.entities(view.Entities, caller)
+			res = view.Set.Evaluate(ents, req)
+			d.Shadow = a.evalShadow(route.ShadowSet, ents, req)
 		}
-		req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders, uses)
-		ents := a.entities(caller)
-		res := set.Evaluate(ents, req)
 		d.Policies, d.Errors = res.Determining, res.Errors
 		switch {
 		case res.Allow:
@@ -153,9 +168,6 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 			d.Detail = "a forbid policy failed to evaluate"
 		default:
 			enforced = Outcome{Status: 403, Reason: ReasonPolicyDenied}
-		}
-		if route.ShadowSet != "" {
-			d.Shadow = a.evalShadow(route.ShadowSet, ents, req)
 		}
 	}
 	if route.Mode == ModeShadow {
@@ -235,8 +247,37 @@ func hasSPIFFEScheme(s string) bool {
 	return len(s) >= 9 && strings.EqualFold(s[:9], "spiffe://")
 }
 
-func (a *Authorizer) entities(c Caller) policy.Overlay {
-	static := a.store.Entities()
+// evaluate evaluates the view's set for a request, through the view's
+// result cache when it has one (see appendEvalKey).
+func (a *Authorizer) evaluate(v policy.View, attrs *Attributes, route *Route, caller *Caller) policy.Result {
+	uses := v.Set.ContextUses()
+	if v.Results != nil {
+		bp := keyBufs.Get().(*[]byte)
+		defer putKeyBuf(bp)
+		key, ok := appendEvalKey((*bp)[:0], route.PolicySet, attrs, route, caller, a.cfg.RequestHeaders, uses)
+		*bp = key
+		if ok {
+			if res, hit := v.Results.Get(key); hit {
+				a.count(a.cacheHit)
+				return res
+			}
+			a.count(a.cacheMiss)
+			res := v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
+			v.Results.Put(key, res)
+			return res
+		}
+		a.count(a.cacheBypass)
+	}
+	return v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
+}
+
+func (a *Authorizer) count(c prometheus.Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}
+
+func (a *Authorizer) entities(static cedar.EntityMap, c Caller) policy.Overlay {
 	pe := c.principalEntity()
 	if pe != nil && len(static) > 0 {
 		merged := policy.Merge(*pe, static)

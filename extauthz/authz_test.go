@@ -430,6 +430,7 @@ func TestConfigFileIsStrict(t *testing.T) {
 		{"policies: ./p\ntracing:\n  exporter: zipkin\n", "tracing.exporter"},
 		{"policies: ./p\nresponse:\n  principal_header: \"bad header\"\n", "response.principal_header"},
 		{"policies: ./p\n---\npolicies: ./q\n", "more than one"},
+		{"policies: ./p\ndecision_cache_size: 2000000\n", "decision_cache_size"},
 		{"", "empty"},
 	}
 	for _, tc := range cases {
@@ -445,7 +446,7 @@ func TestConfigFileIsStrict(t *testing.T) {
 	if cfg.Policies != filepath.Join(dir, "p") || cfg.Entities != filepath.Join(dir, "e.json") {
 		t.Fatalf("relative paths not resolved against the file: %q %q", cfg.Policies, cfg.Entities)
 	}
-	if cfg.Listen != DefaultListen || cfg.JWT.Leeway != 30*time.Second || cfg.JWT.MaxTokenBytes != 8192 {
+	if cfg.Listen != DefaultListen || cfg.JWT.Leeway != 30*time.Second || cfg.JWT.MaxTokenBytes != 8192 || cfg.DecisionCacheSize != 8192 {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 }

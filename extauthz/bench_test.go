@@ -14,13 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
+	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
 // benchEnv is an authorizer with the route's own set ("orders", routePolicies
 // policies) and otherPolicies spread over other sets of 100 each, which a
-// request for "orders" must not pay for.
-func benchEnv(b *testing.B, routePolicies, otherPolicies int) (*checkService, *demoidp.Issuer) {
+// request for "orders" must not pay for. The store has no decision cache
+// unless opts add one: the benchmarks measure evaluation.
+func benchEnv(b *testing.B, routePolicies, otherPolicies int, opts ...policy.StoreOption) (*checkService, *demoidp.Issuer) {
 	b.Helper()
 	dir := b.TempDir()
 	writeSet := func(set string, n int, offset int) {
@@ -49,7 +51,7 @@ func benchEnv(b *testing.B, routePolicies, otherPolicies int) (*checkService, *d
 	for s := 0; s*100 < otherPolicies; s++ {
 		writeSet(fmt.Sprintf("other%03d", s), min(100, otherPolicies-s*100), 10000+s*100)
 	}
-	cfg, store, v, iss := testDeps(b, dir)
+	cfg, store, v, iss := testDeps(b, dir, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := NewMetrics(prometheus.NewRegistry())
 	dl := decisionlog.New(io.Discard, 1<<16, m.DecisionDropped.Inc)
@@ -99,6 +101,62 @@ func BenchmarkCheckRouteSetSize(b *testing.B) {
 			_, _ = svc.Check(ctx, req)
 			b.ReportAllocs()
 			for b.Loop() {
+				_, _ = svc.Check(ctx, req)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckCached is BenchmarkCheck with the decision cache on, as a
+// server runs by default: every request after the first is a cache hit
+// (a forged token is refused before evaluation, so it has none).
+func BenchmarkCheckCached(b *testing.B) {
+	svc, iss := benchEnv(b, 10, 0, policy.WithResultCache(DefaultDecisionCacheSize))
+	tok, _ := iss.Mint(demoidp.Claims(testIssuer, "alice", []string{testAudience}, []string{"staff"}, time.Hour))
+	for _, tc := range []struct {
+		name string
+		req  creq
+	}{
+		{"anonymous-allow", creq{method: "GET", path: "/catalog/1", ext: ordersExt}},
+		{"anonymous-deny", creq{method: "DELETE", path: "/orders/1", ext: ordersExt}},
+		{"jwt-cached-allow", creq{method: "GET", path: "/orders/1", token: tok, ext: ordersExt}},
+		{"workload-deny", creq{method: "GET", path: "/orders/1", peer: "spiffe://meshguard.local/ns/demo/sa/frontend", ext: ordersExt}},
+	} {
+		req := tc.req.proto()
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			_, _ = svc.Check(ctx, req) // fill both caches
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = svc.Check(ctx, req)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckUniquePaths is the decision cache's worst case: every
+// request has a path the cache has not seen (65,536 of them in turn, 8
+// times the cache), so each pays for its key and its insertion on top of
+// the evaluation. cache=off is the same requests without the cache.
+func BenchmarkCheckUniquePaths(b *testing.B) {
+	paths := make([]string, 1<<16)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/catalog/%d", i)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []policy.StoreOption
+	}{{"cache=off", nil}, {"cache=on", []policy.StoreOption{policy.WithResultCache(DefaultDecisionCacheSize)}}} {
+		svc, _ := benchEnv(b, 10, 0, tc.opts...)
+		req := creq{method: "GET", path: "/catalog/0", ext: ordersExt}.proto()
+		http := req.GetAttributes().GetRequest().GetHttp()
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				http.Path = paths[i&(len(paths)-1)]
+				i++
 				_, _ = svc.Check(ctx, req)
 			}
 		})

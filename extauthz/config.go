@@ -28,6 +28,9 @@ type Config struct {
 	Entities        string        `yaml:"entities"`
 	DecisionTimeout time.Duration `yaml:"decision_timeout"`
 	MaxRequestBytes int           `yaml:"max_request_bytes"`
+	// DecisionCacheSize bounds the policy evaluation results kept per load
+	// of the policies (docs/configuration.md); negative disables the cache.
+	DecisionCacheSize int `yaml:"decision_cache_size"`
 	// RequestHeaders are copied into context.request.headers for policies.
 	RequestHeaders []string  `yaml:"request_headers"`
 	JWT            JWTConfig `yaml:"jwt"`
@@ -83,6 +86,8 @@ const (
 	DefaultMaxRequestBytes = 1 << 20
 	DefaultPrincipalHeader = "x-meshguard-principal"
 	DefaultDecisionBuffer  = 4096
+	// DefaultDecisionCacheSize results take at most 8 MiB (1 KiB keys).
+	DefaultDecisionCacheSize = 8192
 )
 
 // DefaultRequestHeaders are exposed to policies when request_headers is unset.
@@ -140,6 +145,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.DecisionCacheSize == 0 {
+		c.DecisionCacheSize = DefaultDecisionCacheSize
 	}
 	if c.RequestHeaders == nil {
 		c.RequestHeaders = DefaultRequestHeaders
@@ -203,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 4096 {
 		add("max_request_bytes", errors.New("must be at least 4096"))
+	}
+	if c.DecisionCacheSize > 1<<20 {
+		add("decision_cache_size", errors.New("must be at most 1048576 (negative disables the cache)"))
 	}
 	for _, h := range c.RequestHeaders {
 		if slices.Contains(secretHeaders, h) {

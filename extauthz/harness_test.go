@@ -302,8 +302,8 @@ func listenLoopback(t *testing.T) net.Listener {
 // testDeps is what an in-process Authorizer needs, over the policies
 // already written under dir/policies: a config whose one JWT provider
 // trusts a fresh issuer (its JWKS written to dir/jwks.json), the loaded
-// policy store and the verifier.
-func testDeps(tb testing.TB, dir string) (*Config, *policy.Store, *jwt.Verifier, *demoidp.Issuer) {
+// policy store (with opts) and the verifier.
+func testDeps(tb testing.TB, dir string, opts ...policy.StoreOption) (*Config, *policy.Store, *jwt.Verifier, *demoidp.Issuer) {
 	tb.Helper()
 	iss, err := demoidp.Generate("k1")
 	if err != nil {
@@ -320,7 +320,7 @@ func testDeps(tb testing.TB, dir string) (*Config, *policy.Store, *jwt.Verifier,
 		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
 	cfg.applyDefaults()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := policy.NewStore(cfg.Policies, "", policy.WithLogger(log))
+	store := policy.NewStore(cfg.Policies, "", append([]policy.StoreOption{policy.WithLogger(log)}, opts...)...)
 	if err := store.Reload(); err != nil {
 		tb.Fatal(err)
 	}

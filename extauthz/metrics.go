@@ -17,6 +17,7 @@ type Metrics struct {
 	Shadow          *prometheus.CounterVec
 	EvalErrors      *prometheus.CounterVec
 	DecisionDropped prometheus.Counter
+	DecisionCache   *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -59,9 +60,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshguard_authz_decision_log_dropped_total",
 			Help: "Decision log entries dropped because the log buffer was full.",
 		}),
+		DecisionCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_authz_decision_cache_total",
+			Help: "Policy evaluations by decision cache outcome: hit, miss, or bypass (a key over 1 KiB, or a meshguard.shadow candidate set beside the enforced one).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Decisions, m.Latency, m.JWTFailures, m.Reloads, m.ReloadErrors,
-		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped)
+		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped, m.DecisionCache)
 	return m
 }
 

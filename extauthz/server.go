@@ -71,7 +71,8 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := NewMetrics(s.Registry)
 
-	s.store = policy.NewStore(cfg.Policies, cfg.Entities, policy.WithLogger(log), policy.WithReloadHook(m.onReload))
+	s.store = policy.NewStore(cfg.Policies, cfg.Entities, policy.WithLogger(log), policy.WithReloadHook(m.onReload),
+		policy.WithResultCache(cfg.DecisionCacheSize))
 	if err := s.store.Reload(); err != nil {
 		log.Error("initial policy load incomplete; not ready until every set loads", "err", err)
 	}

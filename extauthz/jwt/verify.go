@@ -39,6 +39,10 @@ type Identity struct {
 	Entity cedar.Entity
 	// Raw holds the decoded claims, for copying selected ones into headers.
 	Raw map[string]any
+	// TokenHash is the SHA-256 of the token. Everything above is a function
+	// of the token (and the provider's fixed settings), so equal hashes mean
+	// equal identities: the authorizer keys cached results by it.
+	TokenHash [sha256.Size]byte
 }
 
 // Options tunes a Verifier. Zero values mean the defaults.
@@ -232,6 +236,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 		}
 		return nil, err
 	}
+	id.TokenHash = cacheKey
 	if now.Before(id.Expiry) {
 		v.cache.add(cacheKey, id, gen)
 	}

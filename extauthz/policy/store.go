@@ -19,6 +19,7 @@ type Store struct {
 	entitiesPath string
 	log          *slog.Logger
 	onReload     func(set string, err error)
+	resultsMax   int
 
 	snap  atomic.Pointer[snapshot]
 	ready atomic.Bool
@@ -31,6 +32,7 @@ type Store struct {
 type snapshot struct {
 	sets     map[string]*Set
 	entities cedar.EntityMap
+	results  *Results // fresh at every load, even for sets kept from the last
 }
 
 // SetStatus is what an operator needs to know about one set.
@@ -64,6 +66,10 @@ func WithReloadHook(f func(set string, err error)) StoreOption {
 	return func(s *Store) { s.onReload = f }
 }
 
+// WithResultCache keeps up to max evaluation results per load (see
+// Results); 0, the default, keeps none.
+func WithResultCache(max int) StoreOption { return func(s *Store) { s.resultsMax = max } }
+
 // NewStore creates a store over a policy directory and an optional entities
 // file. Call Reload to load them.
 func NewStore(dir, entitiesPath string, opts ...StoreOption) *Store {
@@ -87,6 +93,15 @@ func (s *Store) Dir() string { return s.dir }
 // EntitiesPath is the entities file, or "".
 func (s *Store) EntitiesPath() string { return s.entitiesPath }
 
+// Lookup returns the named set with the entities and result cache loaded
+// with it, read from one load: a Reload between separate calls to Set and
+// Entities could pair a set with another load's entities.
+func (s *Store) Lookup(name string) (View, bool) {
+	snap := s.snap.Load()
+	set, ok := snap.sets[name]
+	return View{Set: set, Entities: snap.entities, Results: snap.results}, ok
+}
+
 // Set returns the named set.
 func (s *Store) Set(name string) (*Set, bool) {
 	set, ok := s.snap.Load().sets[name]
@@ -107,7 +122,9 @@ func (s *Store) Reload() error {
 	defer s.mu.Unlock()
 	now := time.Now()
 	old := s.snap.Load()
-	next := &snapshot{sets: map[string]*Set{}, entities: old.entities}
+	// Results start empty at every load: a set kept from the last load may
+	// now see other entities.
+	next := &snapshot{sets: map[string]*Set{}, entities: old.entities, results: NewResults(s.resultsMax)}
 	var errs []error
 
 	ents, err := LoadEntities(s.entitiesPath)
