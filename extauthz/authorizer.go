@@ -329,7 +329,11 @@ func newDecisionID() string {
 }
 
 // record emits metrics and the decision log entry for a finished decision.
-func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, elapsed time.Duration) {
+// start is when the request arrived; the clock is read once more here, for
+// both the latency and the log entry's time.
+func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, start time.Time) {
+	end := time.Now()
+	elapsed := end.Sub(start)
 	setLabel := "_unknown"
 	if _, ok := a.store.Set(d.Route.PolicySet); ok {
 		setLabel = d.Route.PolicySet
@@ -366,7 +370,7 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, el
 			"route", d.Route.ID, "policy_set", d.Route.PolicySet, "detail", d.Detail)
 	}
 	if a.dlog != nil {
-		e := logEntry(d, attrs, elapsed)
+		e := logEntry(d, attrs, end, elapsed)
 		a.dlog.Log(&e)
 	}
 }
@@ -381,9 +385,9 @@ func allowWord(b bool) string {
 // maxLoggedPath bounds the path written to the decision log.
 const maxLoggedPath = 512
 
-func logEntry(d *Decision, attrs *Attributes, elapsed time.Duration) decisionlog.Entry {
+func logEntry(d *Decision, attrs *Attributes, at time.Time, elapsed time.Duration) decisionlog.Entry {
 	e := decisionlog.Entry{
-		Time:       time.Now().UTC(),
+		Time:       at.UTC(),
 		DecisionID: d.ID,
 		Route:      d.Route.ID,
 		Service:    d.Route.Service,

@@ -106,7 +106,7 @@ func (s *checkService) Check(ctx context.Context, req *authv3.CheckRequest) (*au
 		d = s.a.decideSafely(ctx, &attrs)
 	}
 	resp := CheckResponse(&d, &s.a.cfg.Response)
-	s.a.record(&d, &attrs, "grpc", time.Since(start))
+	s.a.record(&d, &attrs, "grpc", start)
 	s.tr.end(span, &d)
 	if d.Reason != ReasonAllowed && s.a.log.Enabled(ctx, slog.LevelDebug) {
 		s.a.log.Debug("request denied or shadowed", "decision_id", d.ID, "reason", d.Reason, "route", d.Route.ID,

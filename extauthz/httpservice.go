@@ -138,6 +138,6 @@ func (s *httpService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(d.Status)
 		_, _ = io.WriteString(w, denyBody(&d))
 	}
-	s.a.record(&d, &attrs, "http", time.Since(start))
+	s.a.record(&d, &attrs, "http", start)
 	s.tr.end(span, &d)
 }

@@ -81,17 +81,33 @@ func claimHeaderValue(d *Decision, claim string) (string, bool) {
 }
 
 // denyBody is the client-facing JSON body: an error word and the decision
-// id, nothing about policies.
+// id, nothing about policies. Decision ids are hex, which needs no JSON
+// escaping; anything else goes through encoding/json.
 func denyBody(d *Decision) string {
 	word := "forbidden"
 	if d.Status == 401 {
 		word = "unauthorized"
+	}
+	if isPlainID(d.ID) {
+		return `{"error":"` + word + `","decision_id":"` + d.ID + `"}`
 	}
 	b, _ := json.Marshal(struct {
 		Error      string `json:"error"`
 		DecisionID string `json:"decision_id"`
 	}{word, d.ID})
 	return string(b)
+}
+
+// isPlainID reports whether s holds only characters JSON strings carry
+// unescaped and HTML-safe (encoding/json escapes <, >, &).
+func isPlainID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // wwwAuthenticate is the RFC 6750 §3 challenge for a 401.

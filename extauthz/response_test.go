@@ -42,7 +42,8 @@ func TestDenyBodyIsJSON(t *testing.T) {
 		status int
 		id     string
 		word   string
-	}{{403, "0123456789abcdef0123456789abcdef", "forbidden"}, {401, "00ff", "unauthorized"}, {403, `a"b\c`, "forbidden"}, {403, "", "forbidden"}} {
+	}{{403, "0123456789abcdef0123456789abcdef", "forbidden"}, {401, "00ff", "unauthorized"}, {403, `a"b\c`, "forbidden"}, {403, "", "forbidden"},
+		{403, "<script>", "forbidden"}, {403, "id\u2028\x7f", "forbidden"}} {
 		var got map[string]string
 		body := denyBody(&Decision{Status: tc.status, ID: tc.id})
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
@@ -50,6 +51,9 @@ func TestDenyBodyIsJSON(t *testing.T) {
 		}
 		if want := map[string]string{"error": tc.word, "decision_id": tc.id}; !maps.Equal(got, want) {
 			t.Errorf("body %q = %v, want %v", body, got, want)
+		}
+		if want, _ := json.Marshal(map[string]string{"decision_id": tc.id, "error": tc.word}); len(body) != len(want) {
+			t.Errorf("body %q is not encoding/json's encoding %q", body, want)
 		}
 	}
 }
