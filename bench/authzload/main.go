@@ -149,13 +149,13 @@ admin_pprof: true
 	}
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds; medians shown. Decision log: %v. CPU/call: the server's CPU time (user + system) during a run over the calls it completed.\n\n",
+	fmt.Fprintf(&out, "Machine: %d CPUs (%s), %s. ghz: -c %d --connections %d, %s per run, %d alternating rounds (no-op first in odd rounds, meshguard first in even ones); medians shown. Paired ratio: the median of each round's meshguard/no-op rps ratio, with its range; a round's two runs are adjacent in time, so a slow period on this shared machine affects both. Decision log: %v. CPU/call: the server's CPU time (user + system) during a run over the calls it completed.\n\n",
 		runtime.NumCPU(), cpuModel(), runtime.Version(), *concurrency, *connections, *duration, *rounds, *decisionLog)
 	if len(meshguardEnv)+len(noopEnv) > 0 {
 		fmt.Fprintf(&out, "Environment: meshguard %q, no-op %q.\n\n", meshguardEnv.String(), noopEnv.String())
 	}
-	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | no-op CPU/call | meshguard CPU/call | CPU ratio (no-op/meshguard) | checked |")
-	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(&out, "| request | no-op rps | meshguard rps | rps ratio | paired ratio (range) | no-op p50 | meshguard p50 | no-op p99 | meshguard p99 | p99 ratio | no-op CPU/call | meshguard CPU/call | CPU ratio (no-op/meshguard) | checked |")
+	fmt.Fprintln(&out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, c := range cases {
 		if *only != "" && !strings.Contains(c.name, *only) {
 			continue
@@ -167,15 +167,25 @@ admin_pprof: true
 		var noopRuns, mgRuns []ghzReport
 		for r := range *rounds {
 			log.Printf("%s: round %d/%d", c.name, r+1, *rounds)
-			noopRuns = append(noopRuns, runGhz(noopAddr, reqPath, noop.Process.Pid))
-			mgRuns = append(mgRuns, runGhz(mgAddr, reqPath, mg.Process.Pid))
+			if r%2 == 0 {
+				noopRuns = append(noopRuns, runGhz(noopAddr, reqPath, noop.Process.Pid))
+				mgRuns = append(mgRuns, runGhz(mgAddr, reqPath, mg.Process.Pid))
+			} else {
+				mgRuns = append(mgRuns, runGhz(mgAddr, reqPath, mg.Process.Pid))
+				noopRuns = append(noopRuns, runGhz(noopAddr, reqPath, noop.Process.Pid))
+			}
 		}
+		paired := make([]float64, len(mgRuns))
+		for i := range mgRuns {
+			paired[i] = mgRuns[i].Rps / noopRuns[i].Rps
+		}
+		slices.Sort(paired)
 		nr, mr := median(noopRuns, rps), median(mgRuns, rps)
 		np50, mp50 := median(noopRuns, p50), median(mgRuns, p50)
 		np99, mp99 := median(noopRuns, p99), median(mgRuns, p99)
 		ncpu, mcpu := median(noopRuns, cpuPerCall), median(mgRuns, cpuPerCall)
-		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %s | %s | %s | %s | %.2f | %.1f µs | %.1f µs | %.2f | %s |\n", c.name, nr, mr, mr/nr,
-			dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, ncpu/1e3, mcpu/1e3, ncpu/mcpu, decided+"; "+errorsSeen(mgRuns))
+		fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.2f | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %.2f | %.1f µs | %.1f µs | %.2f | %s |\n", c.name, nr, mr, mr/nr,
+			paired[len(paired)/2], paired[0], paired[len(paired)-1], dur(np50), dur(mp50), dur(np99), dur(mp99), mp99/np99, ncpu/1e3, mcpu/1e3, ncpu/mcpu, decided+"; "+errorsSeen(mgRuns))
 	}
 	fmt.Fprintf(&out, "\nPeak RSS over the whole run (VmHWM): no-op %s, meshguard %s.\n", peakRSS(noop.Process.Pid), peakRSS(mg.Process.Pid))
 	fmt.Print(out.String())
