@@ -12,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
@@ -28,7 +29,8 @@ func FuzzDecide(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	cfg, store, v, _ := testDeps(f, dir)
+	// The decision cache on, as a server runs.
+	cfg, store, v, _ := testDeps(f, dir, policy.WithResultCache(DefaultDecisionCacheSize))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := NewAuthorizer(cfg, store, v, nil, nil, log)
 
