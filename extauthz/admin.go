@@ -15,12 +15,15 @@ import (
 
 // AdminStatus is served at /v1/status: what is loaded and whether it is ready.
 type AdminStatus struct {
-	Version            string               `json:"version"`
-	Ready              bool                 `json:"ready"`
-	Policies           policy.Status        `json:"policies"`
-	Providers          []jwt.ProviderStatus `json:"jwt_providers"`
-	CachedTokens       int                  `json:"cached_tokens"`
-	DecisionLogDropped uint64               `json:"decision_log_dropped"`
+	Version      string               `json:"version"`
+	Ready        bool                 `json:"ready"`
+	Policies     policy.Status        `json:"policies"`
+	Providers    []jwt.ProviderStatus `json:"jwt_providers"`
+	CachedTokens int                  `json:"cached_tokens"`
+	// CachedDecisions is the number of evaluation results in the decision
+	// cache of the current load of the policies.
+	CachedDecisions    int    `json:"cached_decisions"`
+	DecisionLogDropped uint64 `json:"decision_log_dropped"`
 }
 
 // Status reports the authorizer's state.
@@ -31,6 +34,7 @@ func (a *Authorizer) Status() AdminStatus {
 		Policies:           a.store.Status(),
 		Providers:          []jwt.ProviderStatus{},
 		DecisionLogDropped: a.dlog.Dropped(),
+		CachedDecisions:    a.store.Results().Len(),
 	}
 	if a.verifier != nil {
 		st.Providers = a.verifier.Status()

@@ -152,6 +152,9 @@ func TestDecisionCacheIsDroppedOnReload(t *testing.T) {
 	e.decide(wl, 200)
 	e.wantCounts(2, 2, 0)
 
+	if n := e.a.Status().CachedDecisions; n != 2 {
+		t.Fatalf("status reports %d cached decisions, want 2", n)
+	}
 	e.write("policies/orders/p.cedar", cachePolicies+`@id("closed") forbid (principal, action, resource) when { context.request.path == "/open/1" };`)
 	e.reload()
 	if d := e.decide(open, 403); strings.Join(d.Policies, ",") != "orders/p.cedar#closed" {
@@ -162,6 +165,9 @@ func TestDecisionCacheIsDroppedOnReload(t *testing.T) {
 	e.reload()
 	e.decide(wl, 403)
 	e.wantCounts(2, 4, 0)
+	if n := e.a.Status().CachedDecisions; n != 1 {
+		t.Fatalf("status reports %d cached decisions after the reload, want 1", n)
+	}
 }
 
 // Without the cache (decision_cache_size < 0) every request is evaluated

@@ -102,6 +102,9 @@ func (s *Store) Lookup(name string) (View, bool) {
 	return View{Set: set, Entities: snap.entities, Results: snap.results}, ok
 }
 
+// Results is the current load's result cache (nil when disabled).
+func (s *Store) Results() *Results { return s.snap.Load().results }
+
 // Set returns the named set.
 func (s *Store) Set(name string) (*Set, bool) {
 	set, ok := s.snap.Load().sets[name]
