@@ -251,24 +251,28 @@ func hasSPIFFEScheme(s string) bool {
 // result cache when it has one (see appendEvalKey).
 func (a *Authorizer) evaluate(v policy.View, attrs *Attributes, route *Route, caller *Caller) policy.Result {
 	uses := v.Set.ContextUses()
-	if v.Results != nil {
-		bp := keyBufs.Get().(*[]byte)
-		defer putKeyBuf(bp)
-		key, ok := appendEvalKey((*bp)[:0], route.PolicySet, attrs, route, caller, a.cfg.RequestHeaders, uses)
-		*bp = key
-		if ok {
-			if res, hit := v.Results.Get(key); hit {
-				a.count(a.cacheHit)
-				return res
-			}
-			a.count(a.cacheMiss)
-			res := v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
-			v.Results.Put(key, res)
-			return res
-		}
-		a.count(a.cacheBypass)
+	eval := func() policy.Result {
+		return v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
 	}
-	return v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
+	if v.Results == nil {
+		return eval()
+	}
+	bp := keyBufs.Get().(*[]byte)
+	defer putKeyBuf(bp)
+	key, ok := appendEvalKey((*bp)[:0], route.PolicySet, attrs, route, caller, a.cfg.RequestHeaders, uses)
+	*bp = key
+	if !ok {
+		a.count(a.cacheBypass)
+		return eval()
+	}
+	if res, hit := v.Results.Get(key); hit {
+		a.count(a.cacheHit)
+		return res
+	}
+	a.count(a.cacheMiss)
+	res := eval()
+	v.Results.Put(key, res)
+	return res
 }
 
 func (a *Authorizer) count(c prometheus.Counter) {

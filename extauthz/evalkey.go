@@ -13,8 +13,9 @@ import (
 // resource and the context as BuildRequest prunes it for the set. The key
 // follows BuildRequest and Caller.principalEntity field by field; a value
 // they read that the key left out would let two requests that differ
-// share a result, so TestEvalKeySeparatesWhatPoliciesRead changes each
-// one and FuzzEvalKey compares keys with the contexts they stand for.
+// share a result, so TestEvalKeyDeterminesTheRequest varies each input
+// alone and requires one Cedar request per key, and FuzzEvalKey does the
+// same for any policy text.
 //
 // Attributes no policy of the set reads (x-request-id, the source port…)
 // are left out, as they are from the context: requests that differ only
