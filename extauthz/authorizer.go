@@ -2,8 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -323,13 +321,6 @@ func (d Decision) deny(status int, reason, detail string) Decision {
 func PanicDecision(v any) Decision {
 	d := Decision{ID: newDecisionID(), Mode: ModeEnforce, Principal: AnonymousUID}
 	return d.deny(403, ReasonPanic, fmt.Sprint(v))
-}
-
-// newDecisionID returns 128 random bits in hex.
-func newDecisionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥1.24)
-	return hex.EncodeToString(b[:])
 }
 
 // record emits metrics and the decision log entry for a finished decision.
