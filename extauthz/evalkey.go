@@ -47,13 +47,19 @@ const (
 )
 
 // appendEvalKey appends the key of the evaluation of set for a request to
-// dst. It reports false when the key is over maxEvalKey.
+// dst. It reports false when the request must not be cached: a key over
+// maxEvalKey, or a user identity without its token's hash.
 func appendEvalKey(dst []byte, set string, a *Attributes, r *Route, c *Caller, headers []string, uses *policy.Uses) ([]byte, bool) {
 	dst = appendKeyField(dst, keySet, set)
 	// The principal and its entity: a User's entity and context.jwt are
 	// functions of the token; a Workload's entity of its SPIFFE ID.
 	switch {
 	case c.User != nil:
+		if c.User.TokenHash == ([32]byte{}) {
+			// Not from the verifier (which always sets it): nothing
+			// identifies this user's claims, so do not cache.
+			return dst, false
+		}
 		dst = appendKeyField(dst, keyUser, string(c.User.TokenHash[:]))
 	case !c.Workload.IsZero():
 		dst = appendKeyField(dst, keyWorkload, c.Workload.String())

@@ -162,6 +162,9 @@ func TestEvalKeyLeavesOutWhatPoliciesIgnore(t *testing.T) {
 	if string(other) == string(k1) {
 		t.Error("two sets share a key")
 	}
+	if _, ok := appendEvalKey(nil, "s", &a1, &r, &Caller{User: &jwt.Identity{Subject: "alice"}}, nil, set.ContextUses()); ok {
+		t.Error("a user without a token hash was given a key: every such user would share it")
+	}
 	long := a1
 	long.Path = "/" + strings.Repeat("a", maxEvalKey)
 	if _, ok := appendEvalKey(nil, "s", &long, &r, &Caller{}, nil, set.ContextUses()); ok {

@@ -3,6 +3,7 @@ package jwt
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -186,6 +187,9 @@ func TestCacheHitsAndNeverOutlivesExp(t *testing.T) {
 	second, err := v.Verify(context.Background(), tok)
 	if err != nil || second != first {
 		t.Fatalf("second verify did not hit the cache: %v", err)
+	}
+	if first.TokenHash != sha256.Sum256([]byte(tok)) {
+		t.Fatal("a verified identity must carry its token's SHA-256 (the decision cache keys users by it)")
 	}
 	if v.CachedTokens() != 1 {
 		t.Fatalf("cache holds %d tokens, want 1", v.CachedTokens())
