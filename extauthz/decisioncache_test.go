@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,5 +199,50 @@ func TestDecisionCacheDisabled(t *testing.T) {
 		if n := testutil.ToFloat64(m.DecisionCache.WithLabelValues(r)); n != 0 {
 			t.Fatalf("%s = %v without a cache", r, n)
 		}
+	}
+}
+
+// Deciding while the policies reload, from many goroutines: no data race
+// (go test -race), and once the last reload has returned, every decision
+// follows the last policies, whatever the cache held before.
+func TestDecisionCacheUnderConcurrentReloads(t *testing.T) {
+	e := newCacheEnv(t, cachePolicies, `[]`)
+	forbid := cachePolicies + `@id("closed") forbid (principal, action, resource) when { context.request.path == "/open/1" };`
+	attrs, err := FromCheckRequest(creq{method: "GET", path: "/open/1", ext: ordersExt}.proto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = e.a.Decide(context.Background(), attrs)
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		if i%2 == 0 {
+			e.write("policies/orders/p.cedar", forbid)
+		} else {
+			e.write("policies/orders/p.cedar", cachePolicies)
+		}
+		e.reload()
+	}
+	close(stop)
+	wg.Wait()
+	// The last write restored the permissive policies.
+	if d := e.a.Decide(context.Background(), attrs); !d.Allow {
+		t.Fatalf("after the last reload: %+v", d)
+	}
+	e.write("policies/orders/p.cedar", forbid)
+	e.reload()
+	if d := e.a.Decide(context.Background(), attrs); d.Allow {
+		t.Fatalf("a reload to a forbid was not enforced at once: %+v", d)
 	}
 }
