@@ -97,3 +97,23 @@ func BenchmarkInstantiate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRatelimitKeys is the rate-limit filter's lifecycle for each way
+// of keying callers: the authorizer's principal header (BenchmarkFilter's
+// case), the client address (a property read, also the fallback for
+// callers without the key) and the mTLS peer's URI SAN.
+func BenchmarkRatelimitKeys(b *testing.B) {
+	for _, key := range []string{"principal", "ip", "spiffe"} {
+		b.Run("key="+key, func(b *testing.B) {
+			h, vm := newVM(b, "ratelimit", `{"key": "`+key+`", "rps": 1e9, "burst": 1e9}`)
+			h.SetProperty("10.0.0.9:5555", "source", "address")
+			h.SetProperty("spiffe://meshguard.local/ns/demo/sa/frontend", "connection", "uri_san_peer_certificate")
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
