@@ -231,6 +231,15 @@ func formatLimit(l Limit) string {
 	return strconv.FormatFloat(l.Burst, 'f', -1, 64) + ";w=1;rps=" + strconv.FormatFloat(l.RPS, 'f', -1, 64)
 }
 
+// Property paths. Passed as existing slices: listing the segments in a
+// variadic call through the abi.Host interface would allocate their array
+// on every request, and a Go allocation in the module costs more than the
+// host call (bench/RESULTS.md).
+var (
+	peerURISAN    = []string{"connection", "uri_san_peer_certificate"}
+	sourceAddress = []string{"source", "address"}
+)
+
 // callerKey identifies the caller per the configured key. The key may
 // point into host memory or p.key: it is valid during the callback only.
 func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
@@ -240,7 +249,7 @@ func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
 			return v
 		}
 	case p.cfg.Key == "spiffe":
-		if v, ok := h.Property("connection", "uri_san_peer_certificate"); ok && len(v) > 0 {
+		if v, ok := h.Property(peerURISAN...); ok && len(v) > 0 {
 			return abi.String(v)
 		}
 	case strings.HasPrefix(p.cfg.Key, "header:"):
@@ -249,7 +258,7 @@ func (p *Plugin) callerKey(h abi.Host, req []abi.Header) string {
 			return abi.String(p.key)
 		}
 	}
-	addr, _ := h.Property("source", "address")
+	addr, _ := h.Property(sourceAddress...)
 	host, _, err := net.SplitHostPort(abi.String(addr))
 	if err != nil {
 		host = abi.String(addr)
