@@ -117,3 +117,23 @@ func BenchmarkRatelimitKeys(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRatelimitRefusal is the lifecycle of a refused request (429,
+// retry-after and x-ratelimit-* headers): the path a flood of calls takes,
+// so it must stay as cheap as a pass.
+func BenchmarkRatelimitRefusal(b *testing.B) {
+	_, vm := newVM(b, "ratelimit", `{"key": "principal", "rps": 0.001, "burst": 1}`)
+	ctx := context.Background()
+	if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil { // spends the one token
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		r, err := vm.Request(ctx, benchRequest, okResponse)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Local == nil || r.Local.Status != 429 {
+			b.Fatalf("not refused: %+v", r)
+		}
+	}
+}
