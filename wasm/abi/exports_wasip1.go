@@ -148,10 +148,14 @@ func (wasmHost) RemoveHeader(m MapType, name string) {
 	proxyRemoveHeaderMapValue(uint32(m), ptr(name), uint32(len(name)))
 }
 
+// localHeaders is where a local response's headers are encoded: the host
+// copies them during the call, and refusals are the path a flood takes.
+var localHeaders []byte
+
 func (wasmHost) SendLocalResponse(status uint32, body string, headers []Header) {
-	hb := EncodeHeaders(headers)
+	localHeaders = AppendHeaders(localHeaders[:0], headers)
 	details := "meshguard_wasm"
-	proxySendLocalResponse(status, ptr(details), uint32(len(details)), ptr(body), uint32(len(body)), bptr(hb), uint32(len(hb)), -1)
+	proxySendLocalResponse(status, ptr(details), uint32(len(details)), ptr(body), uint32(len(body)), bptr(localHeaders), uint32(len(localHeaders)), -1)
 }
 
 func (wasmHost) SharedData(key string) ([]byte, uint32, bool) {

@@ -77,6 +77,7 @@ type Plugin struct {
 	// Go allocation inside the module costs more than the filter's logic.
 	key, slot, num []byte
 	bucket         [24]byte
+	refusal        [5]abi.Header // a 429's headers
 }
 
 // New returns the filter.
@@ -201,14 +202,18 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	ok, left, wait := p.take(h, rule, key, lim)
 	s.decided, s.limit, s.left = true, lim, left
 	if !ok {
-		retry := strconv.Itoa(max(1, int(math.Ceil(wait))))
-		h.SendLocalResponse(429, "rate limit exceeded\n", []abi.Header{
+		// Built in the plugin's buffers, which the host copies from: a
+		// flood of refused calls costs no allocation in the module.
+		p.num = strconv.AppendInt(p.num[:0], int64(max(1, math.Ceil(wait))), 10)
+		retry := abi.String(p.num)
+		p.refusal = [5]abi.Header{
 			{Name: "content-type", Value: "text/plain"},
 			{Name: "retry-after", Value: retry},
 			{Name: "x-ratelimit-limit", Value: lim.header},
 			{Name: "x-ratelimit-remaining", Value: "0"},
 			{Name: "x-ratelimit-reset", Value: retry},
-		})
+		}
+		h.SendLocalResponse(429, "rate limit exceeded\n", p.refusal[:])
 		return abi.Pause
 	}
 	s.reset = int(math.Ceil((lim.Burst - left) / lim.RPS))
