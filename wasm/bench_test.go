@@ -137,3 +137,20 @@ func BenchmarkRatelimitRefusal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateRefusal is the lifecycle of a request validate refuses
+// (a traversal path, 400): what a scanner's flood costs.
+func BenchmarkValidateRefusal(b *testing.B) {
+	_, vm := newVM(b, "validate", benchConfigs["validate"])
+	ctx := context.Background()
+	bad := append([]abi.Header{{Name: ":method", Value: "GET"}, {Name: ":path", Value: "/static/../../etc/passwd"}}, benchRequest[2:]...)
+	for b.Loop() {
+		r, err := vm.Request(ctx, bad, okResponse)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Local == nil || r.Local.Status != 400 {
+			b.Fatalf("not refused: %+v", r)
+		}
+	}
+}
