@@ -50,7 +50,16 @@ const (
 var unsafeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 
 // Plugin is the filter.
-type Plugin struct{ cfg Config }
+type Plugin struct {
+	cfg   Config
+	allow string // the 405's allow header, joined at configuration
+
+	// Scratch space for refusals, which the host copies during the call:
+	// a flood of bad requests (a scanner's) costs no allocation in the
+	// module.
+	refusalBody    []byte
+	refusalHeaders []abi.Header
+}
 
 // New returns the filter.
 func New() *Plugin { return &Plugin{} }
@@ -99,6 +108,7 @@ func (p *Plugin) Configure(_ abi.Host, data []byte) error {
 		return err
 	}
 	p.cfg = c
+	p.allow = strings.Join(c.AllowedMethods, ", ")
 	return nil
 }
 
@@ -110,8 +120,11 @@ func (p *Plugin) NewContext(uint32) abi.HTTPContext { return stream{p} }
 
 type stream struct{ p *Plugin }
 
-func refuse(h abi.Host, status uint32, msg string, extra ...abi.Header) abi.Action {
-	h.SendLocalResponse(status, msg+"\n", append([]abi.Header{{Name: "content-type", Value: "text/plain"}}, extra...))
+// refuse answers with status and a one-line text body: msg, then detail.
+func (p *Plugin) refuse(h abi.Host, status uint32, msg, detail string, extra ...abi.Header) abi.Action {
+	p.refusalBody = append(append(append(p.refusalBody[:0], msg...), detail...), '\n')
+	p.refusalHeaders = append(append(p.refusalHeaders[:0], abi.Header{Name: "content-type", Value: "text/plain"}), extra...)
+	h.SendLocalResponse(status, abi.String(p.refusalBody), p.refusalHeaders)
 	return abi.Pause
 }
 
@@ -119,35 +132,35 @@ func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	c := s.p.cfg
 	headers := h.Headers(abi.RequestHeaders)
 	if len(headers) > c.MaxHeaders {
-		return refuse(h, 431, "too many request headers")
+		return s.p.refuse(h, 431, "too many request headers", "")
 	}
 	for _, hd := range headers {
 		if len(hd.Name)+len(hd.Value) > c.MaxHeaderBytes {
-			return refuse(h, 431, "request header too large")
+			return s.p.refuse(h, 431, "request header too large", "")
 		}
 	}
 	method, _ := abi.Lookup(headers, ":method")
 	if !slices.Contains(c.AllowedMethods, method) {
-		return refuse(h, 405, "method not allowed", abi.Header{Name: "allow", Value: strings.Join(c.AllowedMethods, ", ")})
+		return s.p.refuse(h, 405, "method not allowed", "", abi.Header{Name: "allow", Value: s.p.allow})
 	}
 	path, _ := abi.Lookup(headers, ":path")
 	if len(path) > c.MaxURLLength {
-		return refuse(h, 414, "URL too long")
+		return s.p.refuse(h, 414, "URL too long", "")
 	}
 	if reason := PathProblem(path); reason != "" {
-		return refuse(h, 400, "bad request path: "+reason)
+		return s.p.refuse(h, 400, "bad request path: ", reason)
 	}
 	if cl, ok := abi.Lookup(headers, "content-length"); ok {
 		n, err := strconv.ParseInt(cl, 10, 64)
 		if err != nil || n < 0 {
-			return refuse(h, 400, "bad content-length")
+			return s.p.refuse(h, 400, "bad content-length", "")
 		}
 		if n > c.MaxBodyBytes {
-			return refuse(h, 413, "request body too large")
+			return s.p.refuse(h, 413, "request body too large", "")
 		}
 	}
 	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(headers, c.CSRF) {
-		return refuse(h, 403, "cross-site request refused")
+		return s.p.refuse(h, 403, "cross-site request refused", "")
 	}
 	return abi.Continue
 }
