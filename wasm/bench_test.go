@@ -154,3 +154,21 @@ func BenchmarkValidateRefusal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHeadersPreflight is the lifecycle of a CORS preflight the
+// headers filter answers itself (204 with the allow-* headers).
+func BenchmarkHeadersPreflight(b *testing.B) {
+	_, vm := newVM(b, "headers", benchConfigs["headers"])
+	ctx := context.Background()
+	preflight := []abi.Header{{Name: ":method", Value: "OPTIONS"}, {Name: ":path", Value: "/api/orders"}, {Name: ":authority", Value: "shop.example.com"},
+		{Name: "origin", Value: "https://app.example.com"}, {Name: "access-control-request-method", Value: "POST"}, {Name: "x-request-id", Value: "r"}}
+	for b.Loop() {
+		r, err := vm.Request(ctx, preflight, okResponse)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Local == nil || r.Local.Status != 204 {
+			b.Fatalf("not answered: %+v", r)
+		}
+	}
+}
