@@ -137,14 +137,39 @@ func TestHeadersFilterAsWasm(t *testing.T) {
 	if r.Local == nil || r.Local.Status != 204 {
 		t.Fatalf("preflight: %+v", r.Local)
 	}
-	if v, _ := wasmtest.Header(r.Local.Headers, "access-control-allow-origin"); v != "https://app.example.com" {
-		t.Errorf("preflight allow-origin = %q", v)
+	wantPreflight := map[string]string{
+		"access-control-allow-origin": "https://app.example.com", "access-control-allow-methods": "GET, POST",
+		"access-control-allow-headers": "authorization", "access-control-max-age": "600", "vary": "Origin",
 	}
+	checkPreflight := func(r *wasmtest.Result) {
+		t.Helper()
+		for k, v := range wantPreflight {
+			if got, _ := wasmtest.Header(r.Local.Headers, k); got != v {
+				t.Errorf("preflight %s = %q, want %q", k, got, v)
+			}
+		}
+		if len(r.Local.Headers) != len(wantPreflight) {
+			t.Errorf("preflight headers %v, want exactly %v", r.Local.Headers, wantPreflight)
+		}
+	}
+	checkPreflight(r)
 	// From another origin: 403.
 	r, _ = vm.Request(ctx, req("OPTIONS", "/api", "origin", "https://evil.example", "access-control-request-method", "POST"), nil)
 	if r.Local == nil || r.Local.Status != 403 {
 		t.Fatalf("foreign preflight: %+v", r.Local)
 	}
+	if v, _ := wasmtest.Header(r.Local.Headers, "vary"); v != "Origin" {
+		t.Errorf("refused preflight vary = %q", v)
+	}
+	if _, ok := wasmtest.Header(r.Local.Headers, "access-control-allow-origin"); ok {
+		t.Error("a refused preflight carries allow-origin")
+	}
+	// The answers are built in reused buffers: a later one is whole again.
+	r, _ = vm.Request(ctx, req("OPTIONS", "/api", "origin", "https://app.example.com", "access-control-request-method", "GET"), nil)
+	if r.Local == nil || r.Local.Status != 204 {
+		t.Fatalf("second preflight: %+v", r.Local)
+	}
+	checkPreflight(r)
 	// Simple request from an allowed origin gets CORS headers; others don't.
 	r, _ = vm.Request(ctx, req("GET", "/api", "origin", "https://app.example.com"), okResponse)
 	if v, _ := wasmtest.Header(r.Response, "access-control-allow-origin"); v != "https://app.example.com" {
@@ -226,8 +251,29 @@ func TestValidateFilterAsWasm(t *testing.T) {
 			case tc.status != 0 && (r.Local == nil || r.Local.Status != tc.status):
 				t.Fatalf("local response %+v, want %d", r.Local, tc.status)
 			}
+			// Refusals are built in reused buffers: each must be whole.
+			if want, ok := refusalBodies[tc.name]; ok && r.Local.Body != want {
+				t.Errorf("body %q, want %q", r.Local.Body, want)
+			}
+			if tc.status == 405 {
+				if v, _ := wasmtest.Header(r.Local.Headers, "allow"); v != "GET, POST" {
+					t.Errorf("allow = %q", v)
+				}
+			}
+			if r.Local != nil && len(r.Local.Headers) != map[bool]int{true: 2, false: 1}[tc.status == 405] {
+				t.Errorf("refusal headers %v", r.Local.Headers)
+			}
 		})
 	}
+}
+
+// refusalBodies are validate's answers for some of TestValidateFilterAsWasm's cases.
+var refusalBodies = map[string]string{
+	"method not allowed": "method not allowed\n",
+	"dot-dot":            "bad request path: dot segment\n",
+	"encoded slash":      "bad request path: encoded slash or backslash\n",
+	"URL too long":       "URL too long\n",
+	"cross-site POST":    "cross-site request refused\n",
 }
 
 func repeat(b byte, n int) []byte {

@@ -74,7 +74,11 @@ type Plugin struct {
 	requestID  bool
 	overrides  []override
 	corsStatic []abi.Header // CORS response headers other than the origin
-	cfg        Config
+	// preflightStatic is a preflight answer's headers other than the
+	// origin, and preflight the buffer a request's answer is built in (the
+	// host copies it): a preflight costs no allocation in the module.
+	preflightStatic, preflight []abi.Header
+	cfg                        Config
 
 	streams abi.Pool[stream] // streams for reuse
 }
@@ -135,9 +139,10 @@ func (p *Plugin) Configure(h abi.Host, data []byte) error {
 	p.strip = append(slices.Clone(alwaysStripped), lower(c.StripHeaders)...)
 	p.requestID = c.RequestID == nil || *c.RequestID
 	p.overrides = overrides(c.PathOverrides)
-	p.corsStatic = nil
+	p.corsStatic, p.preflightStatic = nil, nil
 	if c.CORS != nil {
 		p.corsStatic = corsStatic(c.CORS)
+		p.preflightStatic = preflightStatic(c.CORS, p.corsStatic)
 	}
 	return nil
 }
@@ -255,10 +260,12 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 		reqMethod, preflight := abi.Lookup(req, "access-control-request-method")
 		if method == "OPTIONS" && ok && preflight {
 			if !allowed || !methodAllowed(c, reqMethod) {
-				h.SendLocalResponse(403, "CORS preflight refused\n", []abi.Header{{Name: "content-type", Value: "text/plain"}, {Name: "vary", Value: "Origin"}})
+				h.SendLocalResponse(403, "CORS preflight refused\n", preflightRefused)
 				return abi.Pause
 			}
-			h.SendLocalResponse(204, "", s.preflightHeaders(c))
+			p := s.p
+			p.preflight = append(append(p.preflight[:0], abi.Header{Name: "access-control-allow-origin", Value: s.allowOrigin(c)}), p.preflightStatic...)
+			h.SendLocalResponse(204, "", p.preflight)
 			return abi.Pause
 		}
 	}
@@ -309,9 +316,17 @@ func originAllowed(c *CORS, origin string) bool {
 	return slices.Contains(c.AllowedOrigins, "*") || slices.Contains(c.AllowedOrigins, origin)
 }
 
+// defaultCORSMethods are the CORS-safelisted methods, allowed when
+// allowedMethods is empty.
+var defaultCORSMethods = []string{"GET", "HEAD", "POST"}
+
+// preflightRefused are a refused preflight's headers (never modified: the
+// host copies them).
+var preflightRefused = []abi.Header{{Name: "content-type", Value: "text/plain"}, {Name: "vary", Value: "Origin"}}
+
 func methodAllowed(c *CORS, m string) bool {
 	if len(c.AllowedMethods) == 0 {
-		return slices.Contains([]string{"GET", "HEAD", "POST"}, m)
+		return slices.Contains(defaultCORSMethods, m)
 	}
 	return slices.Contains(c.AllowedMethods, m)
 }
@@ -346,11 +361,13 @@ func corsStatic(c *CORS) []abi.Header {
 	return hs
 }
 
-func (s *stream) preflightHeaders(c *CORS) []abi.Header {
-	hs := append([]abi.Header{{Name: "access-control-allow-origin", Value: s.allowOrigin(c)}}, s.p.corsStatic...)
+// preflightStatic is the part of a preflight answer that does not depend
+// on the request: everything but access-control-allow-origin.
+func preflightStatic(c *CORS, corsStatic []abi.Header) []abi.Header {
+	hs := slices.Clone(corsStatic)
 	methods := c.AllowedMethods
 	if len(methods) == 0 {
-		methods = []string{"GET", "HEAD", "POST"}
+		methods = defaultCORSMethods
 	}
 	hs = append(hs, abi.Header{Name: "access-control-allow-methods", Value: strings.Join(methods, ", ")})
 	if len(c.AllowedHeaders) > 0 {
