@@ -172,3 +172,25 @@ func BenchmarkHeadersPreflight(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHeadersNewRequestID is BenchmarkFilter/headers for a request
+// without x-request-id, which the filter adds (random, from WASI random_get).
+func BenchmarkHeadersNewRequestID(b *testing.B) {
+	_, vm := newVM(b, "headers", benchConfigs["headers"])
+	ctx := context.Background()
+	var noID []abi.Header
+	for _, h := range benchRequest {
+		if h.Name != "x-request-id" {
+			noID = append(noID, h)
+		}
+	}
+	for b.Loop() {
+		r, err := vm.Request(ctx, noID, okResponse)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if id, ok := wasmtest.Header(r.Request, "x-request-id"); !ok || len(id) != 32 {
+			b.Fatalf("request id %q", id)
+		}
+	}
+}
