@@ -31,6 +31,7 @@ type Host struct {
 	compiled wazero.CompiledModule
 	now      atomic.Int64
 	props    map[string]string
+	env      []string // KEY=VALUE, for VMs created after SetEnv
 
 	sharedMu sync.Mutex
 	shared   map[string]*sharedEntry
@@ -77,6 +78,11 @@ func (h *Host) Close(ctx context.Context) error { return h.rt.Close(ctx) }
 
 // Advance moves the host clock.
 func (h *Host) Advance(nanos int64) { h.now.Add(nanos) }
+
+// SetEnv sets the environment of the VMs created afterwards (KEY=VALUE), as
+// Envoy's vm_config.environment_variables does; e.g. GOGC=1 makes the Go
+// runtime in the module collect garbage at once.
+func (h *Host) SetEnv(kv ...string) { h.env = kv }
 
 // SetProperty sets a property, e.g. SetProperty("10.0.0.1:5000", "source", "address").
 func (h *Host) SetProperty(value string, path ...string) { h.props[strings.Join(path, "\x00")] = value }

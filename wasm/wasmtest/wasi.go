@@ -11,9 +11,11 @@ import (
 )
 
 // instantiateWASI provides wasi_snapshot_preview1 as Envoy does: stdout and
-// stderr writes (logged), random numbers, clocks, empty args and environment,
-// no preopened directories, proc_exit and sched_yield. Everything else the
-// module imports — notably poll_oneoff, which Go timers need — answers ENOSYS.
+// stderr writes (logged), random numbers, clocks, empty args, the
+// environment SetEnv gives, no preopened directories, proc_exit and
+// sched_yield. Everything else the module imports — notably poll_oneoff,
+// which Go timers and, once they exist, every garbage collection need —
+// answers ENOSYS (Envoy answers an error too: golang/go#78513).
 func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModule) error {
 	b := h.rt.NewHostModuleBuilder("wasi_snapshot_preview1")
 	implemented := map[string]any{
@@ -60,12 +62,26 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 			return 0
 		},
 		"args_get": func(ctx context.Context, m api.Module, argv, buf uint32) uint32 { return 0 },
+		// The environment is what SetEnv gave, as Envoy's
+		// vm_config.environment_variables gives it: KEY=VALUE strings.
 		"environ_sizes_get": func(ctx context.Context, m api.Module, n, size uint32) uint32 {
-			m.Memory().WriteUint32Le(n, 0)
-			m.Memory().WriteUint32Le(size, 0)
+			total := 0
+			for _, kv := range h.env {
+				total += len(kv) + 1
+			}
+			m.Memory().WriteUint32Le(n, uint32(len(h.env)))
+			m.Memory().WriteUint32Le(size, uint32(total))
 			return 0
 		},
-		"environ_get": func(ctx context.Context, m api.Module, env, buf uint32) uint32 { return 0 },
+		"environ_get": func(ctx context.Context, m api.Module, env, buf uint32) uint32 {
+			for i, kv := range h.env {
+				if !m.Memory().WriteUint32Le(env+4*uint32(i), buf) || !m.Memory().WriteString(buf, kv) || !m.Memory().WriteByte(buf+uint32(len(kv)), 0) {
+					return 21 // EFAULT
+				}
+				buf += uint32(len(kv)) + 1
+			}
+			return 0
+		},
 		"proc_exit": func(ctx context.Context, m api.Module, code uint32) {
 			panic(sys.NewExitError(code))
 		},

@@ -78,7 +78,10 @@ type Plugin struct {
 	// origin, and preflight the buffer a request's answer is built in (the
 	// host copies it): a preflight costs no allocation in the module.
 	preflightStatic, preflight []abi.Header
-	cfg                        Config
+	// id holds a new request id and its random bytes, for the host to copy.
+	id    [32]byte
+	idRaw [16]byte
+	cfg   Config
 
 	streams abi.Pool[stream] // streams for reuse
 }
@@ -246,8 +249,7 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	}
 	if s.p.requestID {
 		if v, ok := abi.Lookup(req, "x-request-id"); !ok || v == "" {
-			var id [32]byte
-			h.SetHeader(abi.RequestHeaders, "x-request-id", abi.String(newID(id[:0])))
+			h.SetHeader(abi.RequestHeaders, "x-request-id", s.p.newID())
 		}
 	}
 	if c := s.p.cfg.CORS; c != nil {
@@ -379,9 +381,11 @@ func preflightStatic(c *CORS, corsStatic []abi.Header) []abi.Header {
 	return hs
 }
 
-// newID appends a random 128-bit request id, in hex, to dst.
-func newID(dst []byte) []byte {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.AppendEncode(dst, b[:])
+// newID returns a random 128-bit request id in hex, in the plugin's buffer
+// (valid until the next call; the host copies it): a request costs no
+// allocation in the module.
+func (p *Plugin) newID() string {
+	_, _ = rand.Read(p.idRaw[:])
+	hex.Encode(p.id[:], p.idRaw[:])
+	return abi.String(p.id[:])
 }
