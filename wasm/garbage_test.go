@@ -2,25 +2,27 @@ package wasm_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/meshguard/meshguard/wasm/abi"
 	"github.com/meshguard/meshguard/wasm/wasmtest"
 )
 
-// Go's wasip1 runtime polls for I/O whenever a garbage collection starts
-// once any timer exists (its own scavenger makes one), and Envoy's WASI
-// answers poll_oneoff with an error, which the runtime turns into a fatal
-// error: the VM dies (golang/go#78513, open). So a filter must not make
-// garbage per request, on any path, or it crashes after enough requests.
-// The test host answers poll_oneoff as Envoy does, and GOGC=1 in the
-// module's environment starts a collection after under a megabyte of
-// garbage: a path that allocates 16 bytes or more per request crashes the
-// VM within the requests below. (Measured: the request-id path, when it
-// allocated 32 bytes, crashed at request 22,162; with Go's default GOGC
-// at request 109,606.)
+// Go's wasip1 runtime polls for I/O (WASI poll_oneoff) whenever a garbage
+// collection starts once a timer has ever existed — crypto/rand's first
+// read makes one — and Envoy's WASI answers poll_oneoff with an error,
+// which the runtime turns into a fatal error: the VM dies (golang/go#78513,
+// open). The request-id path, when it made 32 bytes of garbage per
+// request, crashed the VM at request 109,606. So no path may make garbage
+// per request. The test host answers poll_oneoff as Envoy does; each path
+// runs in a VM with GOGC=1 (a collection after under a megabyte of
+// garbage) and gctrace on, and after a warm-up no collection may start:
+// a path making 16 bytes or more of garbage per request fails, by a
+// collection or by the crash.
 func TestNoPathMakesGarbage(t *testing.T) {
-	const requests = 60000
+	const warmup, requests = 1000, 60000
 	get := func(path string, extra ...abi.Header) []abi.Header {
 		return append([]abi.Header{{Name: ":method", Value: "GET"}, {Name: ":path", Value: path}, {Name: ":authority", Value: "shop.example.com"},
 			{Name: "x-request-id", Value: "r"}, {Name: "x-meshguard-principal", Value: `User::"alice"`}}, extra...)
@@ -29,6 +31,13 @@ func TestNoPathMakesGarbage(t *testing.T) {
 	preflight := func(origin string) []abi.Header {
 		return []abi.Header{{Name: ":method", Value: "OPTIONS"}, {Name: ":path", Value: "/api"}, {Name: ":authority", Value: "shop.example.com"},
 			{Name: "x-request-id", Value: "r"}, {Name: "origin", Value: origin}, {Name: "access-control-request-method", Value: "POST"}}
+	}
+	bigHeaders := func() []abi.Header {
+		var hs []abi.Header
+		for i := range 20 {
+			hs = append(hs, abi.Header{Name: fmt.Sprintf("x-big-%d", i), Value: strings.Repeat("v", 5<<10)})
+		}
+		return hs
 	}
 	for _, tc := range []struct {
 		name, module, config string
@@ -46,6 +55,8 @@ func TestNoPathMakesGarbage(t *testing.T) {
 		{"validate pass", "validate", benchConfigs["validate"], get("/api/orders/42?x=1"), 0},
 		{"validate bad path", "validate", benchConfigs["validate"], get("/a/../etc/passwd"), 400},
 		{"validate method", "validate", `{"allowedMethods": ["POST"]}`, get("/"), 405},
+		// 100 KiB of headers: more than the module's first arena, which grows once.
+		{"validate large header map", "validate", benchConfigs["validate"], get("/", bigHeaders()...), 0},
 		{"validate CSRF", "validate", benchConfigs["validate"], []abi.Header{{Name: ":method", Value: "POST"}, {Name: ":path", Value: "/cart"}, {Name: "origin", Value: "https://evil.example"}}, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,14 +66,27 @@ func TestNoPathMakesGarbage(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer h.Close(ctx)
-			h.SetEnv("GOGC=1")
+			h.SetEnv("GOGC=1", "GODEBUG=gctrace=1")
 			h.SetProperty("10.0.0.9:5555", "source", "address")
 			h.SetProperty("spiffe://meshguard.local/ns/demo/sa/frontend", "connection", "uri_san_peer_certificate")
 			vm, err := h.NewVM(ctx, []byte(tc.config))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range requests {
+			collections := func() int { // gctrace writes "gc N @…" to stderr in pieces
+				n := 0
+				for _, l := range h.Logs() {
+					if l == "[fd2] gc " {
+						n++
+					}
+				}
+				return n
+			}
+			before := 0
+			for i := range warmup + requests {
+				if i == warmup {
+					before = collections()
+				}
 				r, err := vm.Request(ctx, tc.req, okResponse)
 				if err != nil {
 					t.Fatalf("request %d: %v\n(a path that makes garbage crashes the VM at its first collection; logs: %v)", i, err, h.Logs())
@@ -70,6 +94,9 @@ func TestNoPathMakesGarbage(t *testing.T) {
 				if i > 0 && tc.status != 0 && (r.Local == nil || r.Local.Status != tc.status) || tc.status == 0 && r.Local != nil {
 					t.Fatalf("request %d: answer %+v, want status %d", i, r.Local, tc.status)
 				}
+			}
+			if n := collections() - before; n > 0 {
+				t.Fatalf("%d garbage collections in %d requests after warm-up: the path makes garbage", n, requests)
 			}
 		})
 	}

@@ -63,10 +63,14 @@ var (
 	// What the host returns during one callback — buffers it asks us to
 	// allocate (proxy_on_memory_allocate) and the header lists decoded from
 	// them — lives in arenas reset when the next callback starts (Host's
-	// lifetime rule), so a request costs no Go allocation for them.
-	// Buffers too large for the arena are allocated and kept in allocated
-	// until taken (Go's GC does not move objects, so the address the host
-	// was given stays valid).
+	// lifetime rule), so a request costs no Go allocation for them. A
+	// buffer that does not fit grows the arena (up to maxArena) instead of
+	// being allocated on its own: the larger request then costs one
+	// allocation for the VM's life, not one per request, since garbage is
+	// fatal here (a collection crashes the VM under Envoy: golang/go#78513,
+	// docs/filters.md). Beyond maxArena, buffers are allocated and kept in
+	// allocated until taken (Go's GC does not move objects, so the address
+	// the host was given stays valid).
 	arena     = make([]byte, 64<<10)
 	arenaUsed uint32
 	allocated = map[uint32][]byte{}
@@ -209,11 +213,22 @@ func (wasmHost) SetTickPeriod(ms uint32) { proxySetTickPeriodMilliseconds(ms) }
 //go:wasmexport proxy_abi_version_0_2_1
 func abiVersion() {}
 
+// maxArena bounds the arena's growth: Envoy's largest header maps
+// (max_request_headers_kb is at most 8 MiB) fit.
+const maxArena = 16 << 20
+
 //go:wasmexport proxy_on_memory_allocate
 func onMemoryAllocate(size uint32) unsafe.Pointer {
-	if n := (size + 7) &^ 7; arenaUsed+n <= uint32(len(arena)) {
+	n := max((size+7)&^7, 8)
+	if arenaUsed+n > uint32(len(arena)) && n <= maxArena {
+		// Buffers already handed out in this callback stay valid: the
+		// slices taken from them keep the old arena alive.
+		arena = make([]byte, min(max(2*len(arena), int(n)), maxArena))
+		arenaUsed = 0
+	}
+	if arenaUsed+n <= uint32(len(arena)) {
 		p := unsafe.Pointer(&arena[arenaUsed])
-		arenaUsed += max(n, 8)
+		arenaUsed += n
 		return p
 	}
 	b := make([]byte, max(size, 1))
