@@ -3,6 +3,8 @@ package wasm_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -99,5 +101,57 @@ func TestNoPathMakesGarbage(t *testing.T) {
 				t.Fatalf("%d garbage collections in %d requests after warm-up: the path makes garbage", n, requests)
 			}
 		})
+	}
+}
+
+// The filters' randomness comes from the host (abi.Host.Random), not
+// crypto/rand, whose first read starts a timer: so a module that has read
+// random bytes still survives garbage collections under Envoy's WASI. The
+// no-op module reads random bytes and makes garbage on every request here,
+// with GOGC=1; it must collect many times and never crash. (With
+// crypto/rand.Read in its place, the VM dies at the first collection.)
+func TestCollectionsSurviveRandomReads(t *testing.T) {
+	ctx := context.Background()
+	h, err := wasmtest.NewHost(ctx, module(t, "noop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	h.SetEnv("GOGC=1", "GODEBUG=gctrace=1")
+	vm, err := h.NewVM(ctx, []byte(`{"randomReads": 1, "allocs": 10}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20000 {
+		if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	n := 0
+	for _, l := range h.Logs() {
+		if l == "[fd2] gc " {
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d collections: the test did not make the module collect garbage", n)
+	}
+}
+
+// No shipped module links crypto/rand (its first read starts a timer; see
+// TestCollectionsSurviveRandomReads): randomness comes from abi.Host.Random.
+func TestModulesDoNotLinkCryptoRand(t *testing.T) {
+	for _, f := range []string{"headers", "ratelimit", "validate"} {
+		cmd := exec.Command("go", "list", "-deps", "./cmd/"+f)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", f, err)
+		}
+		for _, pkg := range strings.Fields(string(out)) {
+			if pkg == "crypto/rand" || pkg == "crypto/internal/sysrand" {
+				t.Errorf("%s links %s", f, pkg)
+			}
+		}
 	}
 }

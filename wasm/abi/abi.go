@@ -91,6 +91,12 @@ type Host interface {
 	// Property reads a host property, e.g. ("source", "address").
 	Property(path ...string) ([]byte, bool)
 	NowNanos() int64
+	// Random fills b with random bytes from the host (WASI random_get,
+	// Envoy's RAND_bytes). Filters use it instead of crypto/rand, whose
+	// first read starts a timer: once a timer has existed, every garbage
+	// collection makes the Go runtime call WASI poll_oneoff, which Envoy
+	// refuses, and the VM dies (golang/go#78513, docs/filters.md).
+	Random(b []byte)
 	Log(level LogLevel, msg string)
 	SetTickPeriod(ms uint32)
 }

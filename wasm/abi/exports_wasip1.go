@@ -47,6 +47,9 @@ func proxyGetProperty(path unsafe.Pointer, pathSize uint32, retPtr, retSize unsa
 //go:wasmimport env proxy_get_current_time_nanoseconds
 func proxyGetCurrentTimeNanoseconds(ret unsafe.Pointer) uint32
 
+//go:wasmimport wasi_snapshot_preview1 random_get
+func wasiRandomGet(buf unsafe.Pointer, n uint32) uint32
+
 //go:wasmimport env proxy_set_tick_period_milliseconds
 func proxySetTickPeriodMilliseconds(ms uint32) uint32
 
@@ -200,6 +203,12 @@ func (wasmHost) Property(path ...string) ([]byte, bool) {
 func (wasmHost) NowNanos() int64 {
 	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&retTime))
 	return int64(retTime) // wasm is little-endian, as the ABI
+}
+
+func (wasmHost) Random(b []byte) {
+	if len(b) > 0 {
+		wasiRandomGet(unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b)))
+	}
 }
 
 func (wasmHost) Log(level LogLevel, msg string) {

@@ -2,6 +2,7 @@
 package abitest
 
 import (
+	"crypto/rand"
 	"strings"
 	"sync"
 
@@ -126,6 +127,8 @@ func (h *Host) Property(path ...string) ([]byte, bool) {
 }
 
 func (h *Host) NowNanos() int64 { return h.Now }
+
+func (h *Host) Random(b []byte) { _, _ = rand.Read(b) }
 
 func (h *Host) Log(_ abi.LogLevel, msg string) { h.Logs = append(h.Logs, msg) }
 

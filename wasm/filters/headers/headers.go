@@ -5,7 +5,6 @@
 package headers
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -249,7 +248,7 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	}
 	if s.p.requestID {
 		if v, ok := abi.Lookup(req, "x-request-id"); !ok || v == "" {
-			h.SetHeader(abi.RequestHeaders, "x-request-id", s.p.newID())
+			h.SetHeader(abi.RequestHeaders, "x-request-id", s.p.newID(h))
 		}
 	}
 	if c := s.p.cfg.CORS; c != nil {
@@ -383,9 +382,10 @@ func preflightStatic(c *CORS, corsStatic []abi.Header) []abi.Header {
 
 // newID returns a random 128-bit request id in hex, in the plugin's buffer
 // (valid until the next call; the host copies it): a request costs no
-// allocation in the module.
-func (p *Plugin) newID() string {
-	_, _ = rand.Read(p.idRaw[:])
+// allocation in the module. The bytes come from the host, not crypto/rand
+// (see abi.Host.Random).
+func (p *Plugin) newID(h abi.Host) string {
+	h.Random(p.idRaw[:])
 	hex.Encode(p.id[:], p.idRaw[:])
 	return abi.String(p.id[:])
 }

@@ -2,7 +2,8 @@
 // floor for one request lifecycle through a stock-Go module (the exported
 // calls and a context). For BenchmarkGuestCost it can also do, per request,
 // {"hostCalls": N} trivial host calls (proxy_get_current_time_nanoseconds),
-// {"allocs": N} small Go heap allocations and {"headerReads": N} reads of
+// {"allocs": N} small Go heap allocations, {"randomReads": N} host random
+// reads and {"headerReads": N} reads of
 // the request's header map, which measure what one crossing to the host,
 // one allocation inside the module and one header-map read (a host call
 // that returns data through proxy_on_memory_allocate) cost. Not shipped.
@@ -14,10 +15,12 @@ import (
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
-type plugin struct{ HostCalls, Allocs, HeaderReads int }
+type plugin struct{ HostCalls, Allocs, HeaderReads, RandomReads int }
 
 // kept holds the last allocation, so escape analysis cannot drop it.
 var kept []*[4]uint64
+
+var random [16]byte
 
 func (p *plugin) Configure(_ abi.Host, b []byte) error {
 	if len(b) == 0 {
@@ -39,6 +42,9 @@ func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	}
 	for range c.p.HeaderReads {
 		h.Headers(abi.RequestHeaders)
+	}
+	for range c.p.RandomReads {
+		h.Random(random[:])
 	}
 	return abi.Continue
 }
