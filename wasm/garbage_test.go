@@ -16,9 +16,11 @@ import (
 // collection starts once a timer has ever existed — crypto/rand's first
 // read makes one — and Envoy's WASI answers poll_oneoff with an error,
 // which the runtime turns into a fatal error: the VM dies (golang/go#78513,
-// open). The request-id path, when it made 32 bytes of garbage per
-// request, crashed the VM at request 109,606. So no path may make garbage
-// per request. The test host answers poll_oneoff as Envoy does; each path
+// open). The request-id path, when it read crypto/rand and made 32 bytes
+// of garbage per request, crashed the VM at request 109,606. The modules
+// now start no timer (TestCollectionsSurviveRandomReads), and, second line
+// of defence, no path makes garbage per request: the test host answers
+// poll_oneoff as Envoy does; each path
 // runs in a VM with GOGC=1 (a collection after under a megabyte of
 // garbage) and gctrace on, and after a warm-up no collection may start:
 // a path making 16 bytes or more of garbage per request fails, by a
