@@ -63,7 +63,9 @@ func module(t testing.TB, name string) []byte {
 	return b
 }
 
-func newVM(t testing.TB, name, config string) (*wasmtest.Host, *wasmtest.VM) {
+// newVM starts a VM of the named module with config, in the environment
+// env (KEY=VALUE, as wasmtest.Host.SetEnv).
+func newVM(t testing.TB, name, config string, env ...string) (*wasmtest.Host, *wasmtest.VM) {
 	t.Helper()
 	ctx := context.Background()
 	h, err := wasmtest.NewHost(ctx, module(t, name))
@@ -71,6 +73,7 @@ func newVM(t testing.TB, name, config string) (*wasmtest.Host, *wasmtest.VM) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(ctx) })
+	h.SetEnv(env...)
 	vm, err := h.NewVM(ctx, []byte(config))
 	if err != nil {
 		t.Fatal(err)

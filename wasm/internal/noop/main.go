@@ -2,20 +2,23 @@
 // floor for one request lifecycle through a stock-Go module (the exported
 // calls and a context). For BenchmarkGuestCost it can also do, per request,
 // {"hostCalls": N} trivial host calls (proxy_get_current_time_nanoseconds),
-// {"allocs": N} small Go heap allocations, {"randomReads": N} host random
-// reads and {"headerReads": N} reads of
+// {"allocs": N} 32-byte Go heap allocations and {"headerReads": N} reads of
 // the request's header map, which measure what one crossing to the host,
 // one allocation inside the module and one header-map read (a host call
-// that returns data through proxy_on_memory_allocate) cost. Not shipped.
+// that returns data through proxy_on_memory_allocate) cost. For the garbage
+// tests it reads random bytes from the host ({"randomReads": N}) or from
+// crypto/rand ({"cryptoRandReads": N}, which the shipped filters must not
+// link). Not shipped.
 package main
 
 import (
+	crand "crypto/rand"
 	"encoding/json"
 
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
-type plugin struct{ HostCalls, Allocs, HeaderReads, RandomReads int }
+type plugin struct{ HostCalls, Allocs, HeaderReads, RandomReads, CryptoRandReads int }
 
 // kept holds the last allocation, so escape analysis cannot drop it.
 var kept []*[4]uint64
@@ -45,6 +48,9 @@ func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	}
 	for range c.p.RandomReads {
 		h.Random(random[:])
+	}
+	for range c.p.CryptoRandReads {
+		_, _ = crand.Read(random[:])
 	}
 	return abi.Continue
 }
