@@ -115,6 +115,12 @@ func TestPrunedContextHoldsOnlyWhatIsNamed(t *testing.T) {
 // FuzzPrunedContext: for any policy text that parses, the pruned context
 // decides exactly as the full one.
 func FuzzPrunedContext(f *testing.F) {
+	fuzzPolicySets(f, func(t *testing.T, set *policy.Set) { checkPrunedContext(t, "fuzzed set", set) })
+}
+
+// fuzzPolicySets runs check on the set of any policy text that parses,
+// seeded with contextPolicies.
+func fuzzPolicySets(f *testing.F, check func(*testing.T, *policy.Set)) {
 	for _, p := range contextPolicies {
 		f.Add(p)
 	}
@@ -123,6 +129,6 @@ func FuzzPrunedContext(f *testing.F) {
 		if err != nil {
 			return
 		}
-		checkPrunedContext(t, "fuzzed set", set)
+		check(t, set)
 	})
 }

@@ -175,14 +175,5 @@ func TestEvalKeyLeavesOutWhatPoliciesIgnore(t *testing.T) {
 // FuzzEvalKey: for any policy text that parses, evaluations sharing a key
 // build the same Cedar request.
 func FuzzEvalKey(f *testing.F) {
-	for _, p := range contextPolicies {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, text string) {
-		set, err := policy.ParseSet("s", map[string]string{"p.cedar": text})
-		if err != nil {
-			return
-		}
-		checkEvalKeys(t, "fuzzed set", set.ContextUses())
-	})
+	fuzzPolicySets(f, func(t *testing.T, set *policy.Set) { checkEvalKeys(t, "fuzzed set", set.ContextUses()) })
 }
