@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/memo"
 )
 
 // Entity types of the request model (docs/policy-model.md).
@@ -58,7 +59,7 @@ func (c Caller) principalEntity() *cedar.Entity {
 		e := c.User.Entity
 		return &e
 	case !c.Workload.IsZero():
-		return workloadEntities.get(c.Workload, func() *cedar.Entity {
+		return workloadEntities.GetOrBuild(c.Workload, func() *cedar.Entity {
 			e := WorkloadEntity(c.Workload)
 			return &e
 		})
@@ -128,10 +129,10 @@ func buildContext(a Attributes, r Route, c Caller, headers []string, uses *polic
 			m["request"] = requestRecord(a, headers, ru)
 		}
 		if uses.Sub("source") != nil {
-			m["source"] = sourceRecords.get(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
+			m["source"] = sourceRecords.GetOrBuild(sourceKey{a.SourceAddress, c.Peer}, func() cedar.Record { return sourceRecord(a.SourceAddress, c.Peer) })
 		}
 		if uses.Sub("route") != nil {
-			m["route"] = routeRecords.get(r, func() cedar.Record { return routeRecord(r) })
+			m["route"] = routeRecords.GetOrBuild(r, func() cedar.Record { return routeRecord(r) })
 		}
 		if c.User != nil && uses.Sub("jwt") != nil {
 			m["jwt"] = c.User.Claims
@@ -231,38 +232,8 @@ func routeRecord(r Route) cedar.Record {
 // control plane's configuration; a source is a downstream connection,
 // which carries many requests in a mesh (pooled HTTP/2 between sidecars).
 var (
-	routeRecords  = newMemo[Route, cedar.Record](4096)
-	sourceRecords = newMemo[sourceKey, cedar.Record](16384)
+	routeRecords  = memo.New[Route, cedar.Record](4096)
+	sourceRecords = memo.New[sourceKey, cedar.Record](16384)
 	// A mesh has few workload identities and many requests from each.
-	workloadEntities = newMemo[spiffeid.ID, *cedar.Entity](16384)
+	workloadEntities = memo.New[spiffeid.ID, *cedar.Entity](16384)
 )
-
-// memo memoizes immutable values (Cedar records, entities). It is bounded:
-// when full it starts over, which keeps memory fixed whatever callers send
-// and keeps the values in use cached.
-type memo[K comparable, V any] struct {
-	mu  sync.RWMutex
-	m   map[K]V
-	max int
-}
-
-func newMemo[K comparable, V any](max int) *memo[K, V] {
-	return &memo[K, V]{m: map[K]V{}, max: max}
-}
-
-func (c *memo[K, V]) get(k K, build func() V) V {
-	c.mu.RLock()
-	v, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return v
-	}
-	v = build()
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[k] = v
-	c.mu.Unlock()
-	return v
-}

@@ -36,33 +36,3 @@ func TestSourceRecordFollowsTheConnection(t *testing.T) {
 		t.Error("spiffe_id set for a connection without a peer identity")
 	}
 }
-
-func TestMemoIsBoundedAndBuildsOncePerKey(t *testing.T) {
-	c := newMemo[int, cedar.Record](8)
-	builds := 0
-	get := func(k int) cedar.Record {
-		return c.get(k, func() cedar.Record {
-			builds++
-			return cedar.NewRecord(cedar.RecordMap{"k": cedar.Long(k)})
-		})
-	}
-	for range 3 {
-		for k := range 5 {
-			if v, _ := get(k).Get("k"); v != cedar.Long(k) {
-				t.Fatalf("get(%d) = %v", k, v)
-			}
-		}
-	}
-	if builds != 5 {
-		t.Fatalf("%d builds for 5 keys, want 5", builds)
-	}
-	for k := range 1000 {
-		get(k)
-		if len(c.m) > 8 {
-			t.Fatalf("%d entries, over the bound of 8", len(c.m))
-		}
-	}
-	if v, _ := get(999).Get("k"); v != cedar.Long(999) {
-		t.Fatalf("get(999) after churn = %v", v)
-	}
-}

@@ -1,9 +1,9 @@
 package policy
 
 import (
-	"sync"
-
 	"github.com/cedar-policy/cedar-go"
+
+	"github.com/meshguard/meshguard/internal/memo"
 )
 
 // Results memoizes evaluation results within one load of a Store. A Result
@@ -17,18 +17,14 @@ import (
 //
 // It is bounded: when full it starts over, which keeps its memory fixed
 // whatever callers send. A nil *Results caches nothing.
-type Results struct {
-	mu  sync.RWMutex
-	m   map[string]Result
-	max int
-}
+type Results struct{ m *memo.Map[string, Result] }
 
 // NewResults returns a cache of up to max results; nil when max < 1.
 func NewResults(max int) *Results {
 	if max < 1 {
 		return nil
 	}
-	return &Results{m: make(map[string]Result), max: max}
+	return &Results{memo.New[string, Result](max)}
 }
 
 // Get returns the result stored under key.
@@ -36,24 +32,15 @@ func (r *Results) Get(key []byte) (Result, bool) {
 	if r == nil {
 		return Result{}, false
 	}
-	r.mu.RLock()
-	res, ok := r.m[string(key)] // no allocation: the compiler looks up without converting
-	r.mu.RUnlock()
-	return res, ok
+	return memo.GetBytes(r.m, key)
 }
 
 // Put stores res under key. res's slices are shared with every later Get:
 // nobody may modify them.
 func (r *Results) Put(key []byte, res Result) {
-	if r == nil {
-		return
+	if r != nil {
+		r.m.Put(string(key), res)
 	}
-	r.mu.Lock()
-	if len(r.m) >= r.max {
-		clear(r.m)
-	}
-	r.m[string(key)] = res
-	r.mu.Unlock()
 }
 
 // Len is the number of results held.
@@ -61,9 +48,7 @@ func (r *Results) Len() int {
 	if r == nil {
 		return 0
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.m)
+	return r.m.Len()
 }
 
 // View is one policy set with the entities and the result cache of the
