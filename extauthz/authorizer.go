@@ -65,6 +65,9 @@ type Decision struct {
 	JWTError *jwt.Error
 	// Detail explains a fail-closed denial, for logs only (never sent to clients).
 	Detail string
+	// setLoaded is whether Route.PolicySet was loaded when deciding: the
+	// metrics label it by name only then, so label values stay bounded.
+	setLoaded bool
 }
 
 // Outcome is an allow or deny with its status.
@@ -131,10 +134,11 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 
 	caller, authn := a.authenticate(ctx, attrs, &d)
 	d.Caller, d.Principal = caller, caller.Principal()
+	view, ok := a.store.Lookup(route.PolicySet)
+	d.setLoaded = ok
 	if authn != nil && authn.Reason == ReasonTimeout {
 		return d.deny(403, ReasonTimeout, "decision deadline passed while fetching keys")
 	}
-	view, ok := a.store.Lookup(route.PolicySet)
 	if !ok {
 		return d.deny(403, ReasonUnknownSet, fmt.Sprintf("policy set %q is not loaded", route.PolicySet))
 	}
@@ -330,7 +334,7 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, st
 	end := time.Now()
 	elapsed := end.Sub(start)
 	setLabel := "_unknown"
-	if _, ok := a.store.Set(d.Route.PolicySet); ok {
+	if d.setLoaded {
 		setLabel = d.Route.PolicySet
 	}
 	if m := a.metrics; m != nil {
@@ -354,7 +358,7 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, st
 		}
 		if d.Shadow != nil {
 			label := "_unknown"
-			if _, ok := a.store.Set(d.Shadow.PolicySet); ok {
+			if d.Shadow.Err == "" { // evalShadow found the set loaded
 				label = d.Shadow.PolicySet
 			}
 			m.Shadow.WithLabelValues(label, "candidate", allowWord(d.Shadow.Allow)).Inc()

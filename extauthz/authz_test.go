@@ -450,3 +450,26 @@ func TestConfigFileIsStrict(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 }
+
+// Metrics name a policy set only when it was loaded, so label values stay
+// bounded whatever the routes ask for.
+func TestMetricsLabelOnlyLoadedSets(t *testing.T) {
+	h := newHarness(t, basePolicies, nil)
+	eventually(t, "ready", h.srv.Authz.Ready)
+	h.decide(creq{method: "GET", path: "/o/1", ext: ordersExt})
+	h.decide(creq{method: "GET", path: "/o/1", ext: ext(ExtService, "orders", ExtPolicy, "no-such-set")})
+	h.decide(creq{method: "GET", path: "/o/1", ext: ext(ExtService, "orders", ExtPolicy, "orders", ExtShadow, "no-such-candidate")})
+	_, metrics := h.get("/metrics")
+	for _, want := range []string{
+		`meshguard_authz_decisions_total{mode="enforce",policy_set="orders",`,
+		`meshguard_authz_decisions_total{mode="enforce",policy_set="_unknown",reason="unknown_policy_set",`,
+		`meshguard_authz_shadow_decisions_total{kind="candidate",policy_set="_unknown",`,
+	} {
+		if !metricLine(metrics, want) {
+			t.Errorf("no metric line %s", want)
+		}
+	}
+	if strings.Contains(metrics, "no-such-") {
+		t.Error("a set that is not loaded was named in a label")
+	}
+}
