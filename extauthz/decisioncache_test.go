@@ -186,7 +186,7 @@ func TestDecisionCacheDisabled(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "policies", "orders", "p.cedar"), []byte(cachePolicies), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, store, v, _ := testDeps(t, dir) // a store built without WithResultCache
+	c, store, v, _ := testDeps(t, dir, policy.WithResultCache(cfg.DecisionCacheSize)) // as NewServer builds it
 	m := NewMetrics(prometheus.NewRegistry())
 	a := NewAuthorizer(c, store, v, m, nil, nil)
 	attrs, _ := FromCheckRequest(creq{method: "GET", path: "/open/1", ext: ordersExt}.proto())
