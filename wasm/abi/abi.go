@@ -166,6 +166,18 @@ func DecodeHeaders(b []byte) []Header {
 	return hs
 }
 
+// AppendDecoded parses the map format in b onto dst without copying: the
+// strings share b's memory, so b must not change while they are in use.
+// ok is false for a malformed map.
+func AppendDecoded(dst []Header, b []byte) (_ []Header, ok bool) {
+	start := len(dst)
+	hs, ok := appendHeaders(dst, b)
+	if !ok {
+		return hs[:start], false
+	}
+	return hs, true
+}
+
 // appendHeaders decodes the map in b onto dst. The strings share b's
 // memory — no allocation per pair, which would be most of a filter's
 // garbage — so b must not change while they are in use. ok is false for a

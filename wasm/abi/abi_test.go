@@ -37,6 +37,22 @@ func TestDecodeHeadersRejectsTruncatedMaps(t *testing.T) {
 	}
 }
 
+// AppendDecoded appends to what dst holds and, for a malformed map, hands
+// dst back unchanged: the test host decodes local answers with it into a
+// reused slice.
+func TestAppendDecoded(t *testing.T) {
+	kept := []Header{{"kept", "1"}}
+	b := EncodeHeaders([]Header{{"a", "b"}, {"c", "d"}})
+	got, ok := AppendDecoded(kept, b)
+	if want := []Header{{"kept", "1"}, {"a", "b"}, {"c", "d"}}; !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("AppendDecoded = %v, %v; want %v", got, ok, want)
+	}
+	got, ok = AppendDecoded(kept, b[:len(b)-1])
+	if ok || !reflect.DeepEqual(got, kept) {
+		t.Fatalf("truncated map: AppendDecoded = %v, %v; want %v, false", got, ok, kept)
+	}
+}
+
 func FuzzDecodeHeaders(f *testing.F) {
 	f.Add(EncodeHeaders([]Header{{"a", "b"}}))
 	f.Add([]byte{255, 255, 255, 255})

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,15 +116,32 @@ func (h *Host) log(msg string) {
 // VM is one module instance, as one Envoy worker thread holds. It is not
 // safe for concurrent use; use one VM per goroutine.
 type VM struct {
-	h       *Host
-	mod     api.Module
-	nextID  uint32
-	active  *stream
-	calls   [numExports]api.Function
-	tick    uint32
+	h      *Host
+	mod    api.Module
+	nextID uint32
+	active *stream
+	calls  [numExports]api.Function
+	tick   uint32
+	config []byte
+	stack  [4]uint64 // arguments and results of guest calls (CallWithStack)
+	// failure is the host-side error of a host function (e.g. the guest's
+	// allocator failed), reported by the call that was being served.
 	failure error
-	config  []byte
-	stack   [4]uint64 // arguments and results of guest calls (CallWithStack)
+	// crossings counts calls between host and guest in either direction:
+	// exports the host calls, allocations included, and imports it serves.
+	crossings int64
+	// ctx is the context of the guest call being served (host functions
+	// call back into the guest with it); parent and withVM cache the
+	// context the VM is found by, so a request derives none.
+	ctx, parent, withVM context.Context
+	// stream and result are reused by every Request (see Request);
+	// sharedValue is where a shared data read is copied out of the lock.
+	stream      stream
+	result      Result
+	sharedValue []byte
+	// allocStack is the stack of the guest allocator calls host functions
+	// make (vm.stack holds the arguments of the export being served).
+	allocStack [1]uint64
 }
 
 // The callbacks a guest exports, indexed for VM.calls.
@@ -151,11 +169,15 @@ var exportNames = [numExports]string{"proxy_on_context_create", "proxy_on_vm_sta
 
 type stream struct {
 	maps  [4][]abi.Header // by abi.MapType
-	local *LocalResponse
+	local *LocalResponse  // &localResponse once the filter answered
+	// localResponse and localHeaders hold the filter's answer.
+	localResponse LocalResponse
+	localHeaders  []abi.Header
 	// arena holds the header names and values the filter sets, as
 	// Envoy's header maps store short strings inline rather than one
-	// heap allocation each. Bytes are only ever appended, and a full
-	// arena is replaced, never reused, so strings into it stay valid.
+	// heap allocation each. Within a request bytes are only appended, and
+	// a full arena is replaced, so strings into it stay valid until the
+	// next request resets it.
 	arena []byte
 }
 
@@ -228,7 +250,8 @@ type vmKey struct{}
 func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 	vm := &VM{h: h, nextID: 1}
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
-	ctx = context.WithValue(ctx, vmKey{}, vm)
+	ctx = vm.context(ctx)
+	vm.ctx = ctx // for host functions _initialize may call
 	mod, err := h.rt.InstantiateModule(ctx, h.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
@@ -264,7 +287,16 @@ func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 }
 
 func (vm *VM) call(ctx context.Context, export int, args ...uint64) ([]uint64, error) {
-	return vm.callIn(context.WithValue(ctx, vmKey{}, vm), export, args...)
+	return vm.callIn(vm.context(ctx), export, args...)
+}
+
+// context returns ctx carrying vm, which host functions find it by. It is
+// derived once per parent context, not per call.
+func (vm *VM) context(ctx context.Context) context.Context {
+	if ctx != vm.parent {
+		vm.parent, vm.withVM = ctx, context.WithValue(ctx, vmKey{}, vm)
+	}
+	return vm.withVM
 }
 
 // callIn calls a guest export with a context that already carries vm. The
@@ -277,7 +309,13 @@ func (vm *VM) callIn(ctx context.Context, export int, args ...uint64) ([]uint64,
 		return stack[:1], nil
 	}
 	copy(stack, args)
-	if err := vm.calls[export].CallWithStack(ctx, stack); err != nil {
+	vm.ctx = ctx
+	vm.crossings++
+	err := vm.calls[export].CallWithStack(ctx, stack)
+	if err == nil && vm.failure != nil {
+		err, vm.failure = vm.failure, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", exportNames[export], err)
 	}
 	return stack[:1], nil
@@ -286,20 +324,24 @@ func (vm *VM) callIn(ctx context.Context, export int, args ...uint64) ([]uint64,
 // Request runs one HTTP stream as Envoy does: context create, request
 // headers, and — unless the filter answered locally — response headers,
 // then done, log and delete.
+//
+// The Result and everything in it are valid until the VM's next Request:
+// the VM reuses its stream's memory, as Envoy reuses a worker's, so that a
+// benchmark measures the filter rather than the test host's allocations.
+// Copy what must outlive the next request.
 func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, error) {
 	vm.nextID++
 	id := uint64(vm.nextID)
-	// Copies with room for what filters add, as Envoy's header maps have.
-	s := &stream{}
-	s.maps[abi.RequestHeaders] = append(make([]abi.Header, 0, len(req)+2), req...)
-	s.maps[abi.ResponseHeaders] = append(make([]abi.Header, 0, len(resp)+8), resp...)
+	s := &vm.stream
+	s.reset(req, resp)
 	vm.active = s
 	defer func() { vm.active = nil }()
-	ctx = context.WithValue(ctx, vmKey{}, vm)
+	ctx = vm.context(ctx)
 	if _, err := vm.callIn(ctx, onContextCreate, id, 1); err != nil {
 		return nil, err
 	}
-	res := &Result{}
+	res := &vm.result
+	*res = Result{}
 	r, err := vm.callIn(ctx, onRequestHeaders, id, uint64(len(req)), 1)
 	if err != nil {
 		return nil, err
@@ -312,7 +354,7 @@ func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, err
 		}
 		res.ResponseAction = abi.Action(r[0])
 	}
-	for _, export := range []int{onDone, onLog, onDelete} {
+	for _, export := range [...]int{onDone, onLog, onDelete} {
 		if _, err := vm.callIn(ctx, export, id); err != nil {
 			return nil, err
 		}
@@ -320,6 +362,26 @@ func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, err
 	res.Local, res.Request, res.Response = s.local, s.maps[abi.RequestHeaders], s.maps[abi.ResponseHeaders]
 	return res, nil
 }
+
+// reset readies the stream for a request: copies of its header maps, with
+// room for what filters add, and no answer.
+func (s *stream) reset(req, resp []abi.Header) {
+	for i := range s.maps {
+		clear(s.maps[i])
+		s.maps[i] = s.maps[i][:0]
+	}
+	s.maps[abi.RequestHeaders] = append(slices.Grow(s.maps[abi.RequestHeaders], len(req)+2), req...)
+	s.maps[abi.ResponseHeaders] = append(slices.Grow(s.maps[abi.ResponseHeaders], len(resp)+8), resp...)
+	s.local = nil
+	s.arena = s.arena[:0]
+}
+
+// Crossings is how many calls have crossed between host and guest, in
+// either direction, since the VM started: exports called (memory
+// allocations included) and imports served. Each costs far more than the
+// work of a typical host call (bench/RESULTS.md), so it is the budget a
+// filter's per-request cost is made of.
+func (vm *VM) Crossings() int64 { return vm.crossings }
 
 // Tick delivers proxy_on_tick to the VM's root context.
 func (vm *VM) Tick(ctx context.Context) error {
@@ -338,12 +400,11 @@ func (vm *VM) Memory() uint32 { return vm.mod.Memory().Size() }
 
 // allocate asks the guest for size bytes (proxy_on_memory_allocate), as the
 // host does to return data, and returns their address and a view of them.
-func (vm *VM) allocate(ctx context.Context, size int) (uint32, []byte, error) {
-	// A host function's own call into the guest needs its own stack:
-	// vm.stack holds the arguments of the export being served.
-	var stack [1]uint64
+func (vm *VM) allocate(size int) (uint32, []byte, error) {
+	stack := vm.allocStack[:]
 	stack[0] = uint64(size)
-	if err := vm.calls[onMemoryAllocate].CallWithStack(ctx, stack[:]); err != nil {
+	vm.crossings++
+	if err := vm.calls[onMemoryAllocate].CallWithStack(vm.ctx, stack); err != nil {
 		return 0, nil, err
 	}
 	p := uint32(stack[0])
@@ -356,19 +417,19 @@ func (vm *VM) allocate(ctx context.Context, size int) (uint32, []byte, error) {
 
 // returnBytes allocates data in the guest and writes its address and size
 // to the two return pointers.
-func (vm *VM) returnBytes(ctx context.Context, data []byte, retPtr, retSize uint32) uint32 {
-	return vm.returnWith(ctx, len(data), retPtr, retSize, func(buf []byte) { copy(buf, data) })
+func (vm *VM) returnBytes(data []byte, retPtr, retSize uint32) uint32 {
+	return vm.returnWith(len(data), retPtr, retSize, func(buf []byte) { copy(buf, data) })
 }
 
 // returnHeaders serializes hs straight into guest memory, as Envoy does.
-func (vm *VM) returnHeaders(ctx context.Context, hs []abi.Header, retPtr, retSize uint32) uint32 {
-	return vm.returnWith(ctx, abi.EncodedSize(hs), retPtr, retSize, func(buf []byte) { abi.AppendHeaders(buf[:0], hs) })
+func (vm *VM) returnHeaders(hs []abi.Header, retPtr, retSize uint32) uint32 {
+	return vm.returnWith(abi.EncodedSize(hs), retPtr, retSize, func(buf []byte) { abi.AppendHeaders(buf[:0], hs) })
 }
 
 // returnWith allocates size bytes in the guest, lets fill write them and
 // writes their address and size to the two return pointers.
-func (vm *VM) returnWith(ctx context.Context, size int, retPtr, retSize uint32, fill func([]byte)) uint32 {
-	p, buf, err := vm.allocate(ctx, size)
+func (vm *VM) returnWith(size int, retPtr, retSize uint32, fill func([]byte)) uint32 {
+	p, buf, err := vm.allocate(size)
 	if err != nil {
 		vm.failure = err
 		return 10 // InternalFailure

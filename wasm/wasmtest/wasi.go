@@ -20,6 +20,7 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 	b := h.rt.NewHostModuleBuilder("wasi_snapshot_preview1")
 	implemented := map[string]any{
 		"fd_write": func(ctx context.Context, m api.Module, fd, iovs, iovsLen, nwritten uint32) uint32 {
+			vmOf(ctx).crossings++
 			mem := m.Memory()
 			var total uint32
 			var out []byte
@@ -43,28 +44,35 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 			return 0
 		},
 		"random_get": func(ctx context.Context, m api.Module, buf, n uint32) uint32 {
-			b := make([]byte, n)
-			_, _ = rand.Read(b)
-			if !m.Memory().Write(buf, b) {
+			vmOf(ctx).crossings++
+			b, ok := m.Memory().Read(buf, n) // a view: filled in place
+			if !ok {
 				return 21
 			}
+			_, _ = rand.Read(b)
 			return 0
 		},
 		"clock_time_get": func(ctx context.Context, m api.Module, id uint32, precision uint64, ret uint32) uint32 {
+			vmOf(ctx).crossings++
 			if !m.Memory().WriteUint64Le(ret, uint64(h.now.Load())) {
 				return 21
 			}
 			return 0
 		},
 		"args_sizes_get": func(ctx context.Context, m api.Module, argc, size uint32) uint32 {
+			vmOf(ctx).crossings++
 			m.Memory().WriteUint32Le(argc, 0)
 			m.Memory().WriteUint32Le(size, 0)
 			return 0
 		},
-		"args_get": func(ctx context.Context, m api.Module, argv, buf uint32) uint32 { return 0 },
+		"args_get": func(ctx context.Context, m api.Module, argv, buf uint32) uint32 {
+			vmOf(ctx).crossings++
+			return 0
+		},
 		// The environment is what SetEnv gave, as Envoy's
 		// vm_config.environment_variables gives it: KEY=VALUE strings.
 		"environ_sizes_get": func(ctx context.Context, m api.Module, n, size uint32) uint32 {
+			vmOf(ctx).crossings++
 			total := 0
 			for _, kv := range h.env {
 				total += len(kv) + 1
@@ -74,6 +82,7 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 			return 0
 		},
 		"environ_get": func(ctx context.Context, m api.Module, env, buf uint32) uint32 {
+			vmOf(ctx).crossings++
 			for i, kv := range h.env {
 				if !m.Memory().WriteUint32Le(env+4*uint32(i), buf) || !m.Memory().WriteString(buf, kv) || !m.Memory().WriteByte(buf+uint32(len(kv)), 0) {
 					return 21 // EFAULT
@@ -83,13 +92,23 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 			return 0
 		},
 		"proc_exit": func(ctx context.Context, m api.Module, code uint32) {
+			vmOf(ctx).crossings++
 			panic(sys.NewExitError(code))
 		},
-		"sched_yield": func(ctx context.Context, m api.Module) uint32 { return 0 },
+		"sched_yield": func(ctx context.Context, m api.Module) uint32 {
+			vmOf(ctx).crossings++
+			return 0
+		},
 		// No preopened directories: EBADF ends the runtime's preopen scan
 		// (ENOSYS would make Go's syscall package panic at init), as in Envoy.
-		"fd_prestat_get":      func(ctx context.Context, m api.Module, fd, buf uint32) uint32 { return 8 },
-		"fd_prestat_dir_name": func(ctx context.Context, m api.Module, fd, path, n uint32) uint32 { return 8 },
+		"fd_prestat_get": func(ctx context.Context, m api.Module, fd, buf uint32) uint32 {
+			vmOf(ctx).crossings++
+			return 8
+		},
+		"fd_prestat_dir_name": func(ctx context.Context, m api.Module, fd, path, n uint32) uint32 {
+			vmOf(ctx).crossings++
+			return 8
+		},
 	}
 	for name, f := range implemented {
 		b.NewFunctionBuilder().WithFunc(f).Export(name)
@@ -104,6 +123,7 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 		}
 		results := imp.ResultTypes()
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			vmOf(ctx).crossings++
 			if len(results) > 0 {
 				stack[0] = errnoNoSys
 			}
