@@ -24,7 +24,8 @@ var benchRequest = []abi.Header{
 
 // BenchmarkFilter measures one full request lifecycle (context create,
 // request headers, response headers, done, delete) through the .wasm filter
-// in wazero, host calls included.
+// in wazero, host calls included, and how many host↔guest crossings it
+// takes (TestCrossingBudget pins those).
 func BenchmarkFilter(b *testing.B) {
 	for _, name := range []string{"noop", "headers", "ratelimit", "validate"} {
 		b.Run(name, func(b *testing.B) {
@@ -32,11 +33,14 @@ func BenchmarkFilter(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ReportMetric(float64(len(module(b, name))), "module-bytes")
+			before, n := vm.Crossings(), 0
 			for b.Loop() {
 				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
 					b.Fatal(err)
 				}
+				n++
 			}
+			b.ReportMetric(float64(vm.Crossings()-before)/float64(n), "crossings/op")
 		})
 	}
 }
