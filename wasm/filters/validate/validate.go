@@ -129,52 +129,122 @@ func (p *Plugin) refuse(h abi.Host, status uint32, msg, detail string, extra ...
 }
 
 func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
-	c := s.p.cfg
+	p := s.p
+	c := &p.cfg
 	headers := h.Headers(abi.RequestHeaders)
 	if len(headers) > c.MaxHeaders {
-		return s.p.refuse(h, 431, "too many request headers", "")
+		return p.refuse(h, 431, "too many request headers", "")
 	}
-	for _, hd := range headers {
+	var r fields
+	for i, hd := range headers {
 		if len(hd.Name)+len(hd.Value) > c.MaxHeaderBytes {
-			return s.p.refuse(h, 431, "request header too large", "")
+			return p.refuse(h, 431, "request header too large", "")
 		}
+		r.note(i, hd.Name)
 	}
-	method, _ := abi.Lookup(headers, ":method")
+	method := r.value(headers, fieldMethod)
 	if !slices.Contains(c.AllowedMethods, method) {
-		return s.p.refuse(h, 405, "method not allowed", "", abi.Header{Name: "allow", Value: s.p.allow})
+		return p.refuse(h, 405, "method not allowed", "", abi.Header{Name: "allow", Value: p.allow})
 	}
-	path, _ := abi.Lookup(headers, ":path")
+	path := r.value(headers, fieldPath)
 	if len(path) > c.MaxURLLength {
-		return s.p.refuse(h, 414, "URL too long", "")
+		return p.refuse(h, 414, "URL too long", "")
 	}
 	if reason := PathProblem(path); reason != "" {
-		return s.p.refuse(h, 400, "bad request path: ", reason)
+		return p.refuse(h, 400, "bad request path: ", reason)
 	}
-	if cl, ok := abi.Lookup(headers, "content-length"); ok {
-		n, err := strconv.ParseInt(cl, 10, 64)
+	if r.has(fieldContentLength) {
+		n, err := strconv.ParseInt(r.value(headers, fieldContentLength), 10, 64)
 		if err != nil || n < 0 {
-			return s.p.refuse(h, 400, "bad content-length", "")
+			return p.refuse(h, 400, "bad content-length", "")
 		}
 		if n > c.MaxBodyBytes {
-			return s.p.refuse(h, 413, "request body too large", "")
+			return p.refuse(h, 413, "request body too large", "")
 		}
 	}
-	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(headers, c.CSRF) {
-		return s.p.refuse(h, 403, "cross-site request refused", "")
+	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !r.sameSiteOrAllowed(headers, c.CSRF) {
+		return p.refuse(h, 403, "cross-site request refused", "")
 	}
 	return abi.Continue
 }
 
+// The request headers the checks read.
+const (
+	fieldMethod = iota
+	fieldPath
+	fieldContentLength
+	fieldOrigin
+	fieldSecFetchSite
+	numFields
+)
+
+var fieldNames = [numFields]string{":method", ":path", "content-length", "origin", "sec-fetch-site"}
+
+// fields locates the checked headers in one pass over the map rather than
+// one lookup each: in the module, the scans cost more than the checks.
+type fields struct {
+	at       [numFields]int // index+1 in the map; 0: absent
+	repeated [numFields]bool
+}
+
+func (f *fields) note(i int, name string) {
+	// Most names are ruled out by their length alone.
+	var k int
+	switch len(name) {
+	case len(":method"):
+		k = fieldMethod
+	case len(":path"):
+		k = fieldPath
+	case len("origin"):
+		k = fieldOrigin
+	case len("content-length"): // and of "sec-fetch-site"
+		k = fieldContentLength
+		if name[0] == 's' || name[0] == 'S' {
+			k = fieldSecFetchSite
+		}
+	default:
+		return
+	}
+	if !strings.EqualFold(name, fieldNames[k]) {
+		return
+	}
+	if f.at[k] != 0 {
+		f.repeated[k] = true
+	} else {
+		f.at[k] = i + 1
+	}
+}
+
+func (f *fields) has(k int) bool { return f.at[k] != 0 }
+
+// value is the header's value, "" if absent. A repeated header's values
+// are joined with "," as abi.Lookup joins them (so a request with two
+// Content-Length or Origin headers is judged on both, never on the first).
+func (f *fields) value(headers []abi.Header, k int) string {
+	switch {
+	case f.at[k] == 0:
+		return ""
+	case f.repeated[k]:
+		v, _ := abi.Lookup(headers, fieldNames[k])
+		return v
+	}
+	return headers[f.at[k]-1].Value
+}
+
 func (s stream) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
+
+// OnDelete implements abi.HTTPContext: a stream holds nothing to release.
+func (stream) OnDelete() {}
 
 // sameSiteOrAllowed implements the CSRF check: an Origin must be allowed;
 // without Origin, Sec-Fetch-Site must say same-origin, same-site or none
 // (user-initiated); without either (non-browser clients) the request passes.
-func sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
-	if origin, ok := abi.Lookup(headers, "origin"); ok {
-		return slices.Contains(c.AllowedOrigins, origin)
+func (f *fields) sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
+	if f.has(fieldOrigin) {
+		return slices.Contains(c.AllowedOrigins, f.value(headers, fieldOrigin))
 	}
-	if site, ok := abi.Lookup(headers, "sec-fetch-site"); ok {
+	if f.has(fieldSecFetchSite) {
+		site := f.value(headers, fieldSecFetchSite)
 		return site == "same-origin" || site == "same-site" || site == "none"
 	}
 	return true
@@ -186,30 +256,45 @@ func sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
 // backslashes, NUL and control characters, double encoding (%25), invalid
 // percent escapes and invalid UTF-8 once decoded.
 func PathProblem(rawPath string) string {
-	p, _, _ := strings.Cut(rawPath, "?")
+	p := rawPath
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
 	if p == "" || p[0] != '/' && p != "*" {
 		return "path must start with '/'"
 	}
 	// One pass, no allocation (this runs on every request); the reasons
-	// keep their order of precedence.
-	var backslash, encodedSlash, doubleEncoded, nul, control bool
+	// keep their order of precedence. Dot segments are found in the raw
+	// path here; a path with escapes or non-ASCII bytes is decoded below
+	// and looked at again.
+	var backslash, encodedSlash, doubleEncoded, nul, control, escaped, nonASCII, dots bool
+	segment := 0 // start of the current segment
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
+		case c == '/':
+			dots = dots || isDotSegment(p[segment:i])
+			segment = i + 1
 		case c == '\\':
 			backslash = true
 		case c < 0x20 || c == 0x7f:
 			control = true
-		case c == '%' && i+2 < len(p):
-			switch escape := [2]byte{p[i+1], lowerASCII(p[i+2])}; escape {
-			case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}:
-				encodedSlash = true
-			case [2]byte{'2', '5'}:
-				doubleEncoded = true
-			case [2]byte{'0', '0'}:
-				nul = true
+		case c >= 0x80:
+			nonASCII = true
+		case c == '%':
+			escaped = true
+			if i+2 < len(p) {
+				switch escape := [2]byte{p[i+1], lowerASCII(p[i+2])}; escape {
+				case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}:
+					encodedSlash = true
+				case [2]byte{'2', '5'}:
+					doubleEncoded = true
+				case [2]byte{'0', '0'}:
+					nul = true
+				}
 			}
 		}
 	}
+	dots = dots || isDotSegment(p[segment:])
 	switch {
 	case backslash:
 		return "backslash"
@@ -222,6 +307,12 @@ func PathProblem(rawPath string) string {
 	case control:
 		return "control character"
 	}
+	if !escaped && !nonASCII { // decodes to itself: valid UTF-8, dots seen
+		if dots {
+			return "dot segment"
+		}
+		return ""
+	}
 	decoded, err := url.PathUnescape(p) // no allocation without escapes
 	if err != nil {
 		return "invalid percent-encoding"
@@ -232,12 +323,14 @@ func PathProblem(rawPath string) string {
 	for rest := decoded; rest != ""; {
 		var seg string
 		seg, rest, _ = strings.Cut(rest, "/")
-		if seg == ".." || seg == "." {
+		if isDotSegment(seg) {
 			return "dot segment"
 		}
 	}
 	return ""
 }
+
+func isDotSegment(s string) bool { return s == "." || s == ".." }
 
 func lowerASCII(c byte) byte {
 	if 'A' <= c && c <= 'Z' {

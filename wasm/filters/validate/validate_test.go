@@ -1,7 +1,10 @@
 package validate
 
 import (
+	"net/url"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/wasm/abi"
 	"github.com/meshguard/meshguard/wasm/abi/abitest"
@@ -49,5 +52,113 @@ func TestDefaultsAndCSRFWithoutHeaders(t *testing.T) {
 	}
 	if p.cfg.MaxHeaders != DefaultMaxHeaders || p.cfg.MaxBodyBytes != DefaultMaxBodyBytes {
 		t.Fatalf("defaults not applied: %+v", p.cfg)
+	}
+}
+
+// pathProblemReference is PathProblem as it was before its single-pass
+// fast path: decode first, then look. The fast path must agree with it on
+// every input, reason included.
+func pathProblemReference(rawPath string) string {
+	p, _, _ := strings.Cut(rawPath, "?")
+	if p == "" || p[0] != '/' && p != "*" {
+		return "path must start with '/'"
+	}
+	var backslash, encodedSlash, doubleEncoded, nul, control bool
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			backslash = true
+		case c < 0x20 || c == 0x7f:
+			control = true
+		case c == '%' && i+2 < len(p):
+			switch escape := [2]byte{p[i+1], lowerASCII(p[i+2])}; escape {
+			case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}:
+				encodedSlash = true
+			case [2]byte{'2', '5'}:
+				doubleEncoded = true
+			case [2]byte{'0', '0'}:
+				nul = true
+			}
+		}
+	}
+	switch {
+	case backslash:
+		return "backslash"
+	case encodedSlash:
+		return "encoded slash or backslash"
+	case doubleEncoded:
+		return "double encoding"
+	case nul:
+		return "NUL byte"
+	case control:
+		return "control character"
+	}
+	decoded, err := url.PathUnescape(p)
+	if err != nil {
+		return "invalid percent-encoding"
+	}
+	if !utf8.ValidString(decoded) {
+		return "invalid UTF-8"
+	}
+	for _, seg := range strings.Split(decoded, "/") {
+		if seg == ".." || seg == "." {
+			return "dot segment"
+		}
+	}
+	return ""
+}
+
+var pathSeeds = []string{"/", "*", "/a/b", "/a/b?x=../y", "/caf%C3%A9", "/café", "/a/.", "/a/..", "/./a", "/.a/b.", "/a/...", "//", "/a//b",
+	"/%2e%2e/", "/a%2", "/a%", "/%ff", "/\xff", "/a?", "?", "/a\\b", "/a\x00", "/a%00", "/a%2F", "/a%5c", "/a%25", "/.%2e", "/%2e."}
+
+func TestPathProblemMatchesReference(t *testing.T) {
+	for _, p := range pathSeeds {
+		if got, want := PathProblem(p), pathProblemReference(p); got != want {
+			t.Errorf("PathProblem(%q) = %q, reference %q", p, got, want)
+		}
+	}
+}
+
+func FuzzPathProblemMatchesReference(f *testing.F) {
+	for _, p := range pathSeeds {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if got, want := PathProblem(p), pathProblemReference(p); got != want {
+			t.Fatalf("PathProblem(%q) = %q, reference %q", p, got, want)
+		}
+	})
+}
+
+// A repeated header is judged on all its values (joined, as abi.Lookup
+// joins them), never on the first alone: two Content-Length headers are
+// refused, and so is a second Origin after an allowed one.
+func TestRepeatedHeadersAreJudgedOnAllValues(t *testing.T) {
+	p := New()
+	if err := p.Configure(nil, []byte(`{"csrf": {"allowedOrigins": ["https://a.example"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		extra  []abi.Header
+		status uint32
+	}{
+		{"one content-length", []abi.Header{{Name: "content-length", Value: "5"}, {Name: "origin", Value: "https://a.example"}}, 0},
+		{"two content-lengths", []abi.Header{{Name: "content-length", Value: "5"}, {Name: "Content-Length", Value: "5"}}, 400},
+		{"allowed origin, then another", []abi.Header{{Name: "origin", Value: "https://a.example"}, {Name: "origin", Value: "https://evil.example"}}, 403},
+		{"same-site, then cross-site", []abi.Header{{Name: "sec-fetch-site", Value: "same-origin"}, {Name: "sec-fetch-site", Value: "cross-site"}}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := append([]abi.Header{{Name: ":method", Value: "POST"}, {Name: ":path", Value: "/x"}}, tc.extra...)
+			h := abitest.New(nil, req...)
+			p.NewContext(1).OnRequestHeaders(h, false)
+			got := uint32(0)
+			if h.Local != nil {
+				got = h.Local.Status
+			}
+			if got != tc.status {
+				t.Fatalf("answered %d, want %d", got, tc.status)
+			}
+		})
 	}
 }
