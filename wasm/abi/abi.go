@@ -115,12 +115,11 @@ type Plugin interface {
 type HTTPContext interface {
 	OnRequestHeaders(h Host, endOfStream bool) Action
 	OnResponseHeaders(h Host, endOfStream bool) Action
-}
-
-// Deleter is implemented by contexts that want to know when the host has
-// deleted their stream (proxy_on_delete), e.g. to be reused for another
-// stream. The layer never uses the context after OnDelete.
-type Deleter interface {
+	// OnDelete runs when the host has deleted the stream (proxy_on_delete),
+	// e.g. to put the context back in a Pool for another stream. The layer
+	// never uses the context afterwards. (A method every context has,
+	// rather than an optional interface: asserting one per request costs
+	// an itab lookup inside the module.)
 	OnDelete()
 }
 
@@ -241,7 +240,7 @@ func Lookup(hs []Header, name string) (string, bool) {
 	return out, found
 }
 
-// Pool keeps a filter's stream contexts for reuse (see Deleter): a Go
+// Pool keeps a filter's stream contexts for reuse (see HTTPContext.OnDelete): a Go
 // allocation inside the module costs more than a filter's logic. It holds
 // at most MaxPooled, which is never more than were open at once.
 type Pool[T any] struct{ free []*T }

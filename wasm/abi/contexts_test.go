@@ -9,6 +9,7 @@ type testContext struct{ id uint32 }
 
 func (testContext) OnRequestHeaders(Host, bool) Action  { return Continue }
 func (testContext) OnResponseHeaders(Host, bool) Action { return Continue }
+func (testContext) OnDelete()                           {}
 
 // The table must behave as a map whatever the ids: sequential, colliding
 // in one slot (long-lived streams, more live streams than slots) or random.

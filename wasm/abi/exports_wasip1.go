@@ -321,9 +321,8 @@ func onResponseHeaders(id, numHeaders, eos uint32) uint32 {
 
 //go:wasmexport proxy_on_delete
 func onDelete(id uint32) {
-	c, ok := contexts.remove(id)
-	if d, isDeleter := c.(Deleter); ok && isDeleter {
-		d.OnDelete()
+	if c, ok := contexts.remove(id); ok {
+		c.OnDelete()
 	}
 }
 

@@ -234,7 +234,7 @@ type stream struct {
 	path, origin []byte
 }
 
-// OnDelete implements abi.Deleter: the stream goes back to the plugin.
+// OnDelete implements abi.HTTPContext: the stream goes back to the plugin.
 func (s *stream) OnDelete() {
 	s.path, s.origin = s.path[:0], s.origin[:0]
 	s.p.streams.Put(s)

@@ -187,7 +187,7 @@ type stream struct {
 	reset   int
 }
 
-// OnDelete implements abi.Deleter: the stream goes back to the plugin.
+// OnDelete implements abi.HTTPContext: the stream goes back to the plugin.
 func (s *stream) OnDelete() {
 	*s = stream{p: s.p}
 	s.p.streams.Put(s)

@@ -55,6 +55,7 @@ func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	return abi.Continue
 }
 func (ctx) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
+func (ctx) OnDelete()                                   {}
 
 func init() { abi.SetPlugin(&plugin{}) }
 
