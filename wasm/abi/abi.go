@@ -167,44 +167,38 @@ func DecodeHeaders(b []byte) []Header {
 
 // AppendDecoded parses the map format in b onto dst without copying: the
 // strings share b's memory, so b must not change while they are in use.
-// ok is false for a malformed map.
+// ok is false for a malformed map, and dst is then returned as it was.
 func AppendDecoded(dst []Header, b []byte) (_ []Header, ok bool) {
-	start := len(dst)
-	hs, ok := appendHeaders(dst, b)
-	if !ok {
-		return hs[:start], false
-	}
-	return hs, true
+	return appendHeaders(dst, b)
 }
 
 // appendHeaders decodes the map in b onto dst. The strings share b's
 // memory — no allocation per pair, which would be most of a filter's
 // garbage — so b must not change while they are in use. ok is false for a
-// malformed map; dst then holds a partial result to discard.
+// malformed map; dst is then returned as it was. Every request's headers
+// go through here inside the module, so it writes the pairs in place and
+// checks each length once.
 func appendHeaders(dst []Header, b []byte) (_ []Header, ok bool) {
-	// Strings over b's bytes, not copies of them.
-	str := func(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
 	if len(b) < 4 {
 		return dst, false
 	}
 	n := int(u32(b))
-	if n < 0 || 4+8*n > len(b) {
+	if n > (len(b)-4)/8 {
 		return dst, false
 	}
-	dst = slices.Grow(dst, n)
-	off := 4 + 8*n
-	for i := range n {
-		kl, vl := int(u32(b[4+8*i:])), int(u32(b[8+8*i:]))
-		if kl < 0 || vl < 0 || off+kl+1+vl+1 > len(b) {
+	start := len(dst)
+	grown := slices.Grow(dst, n)
+	out := grown[start : start+n]
+	sizes, data := b[4:4+8*n], b[4+8*n:]
+	for i := range out {
+		kl, vl := int(u32(sizes[8*i:])), int(u32(sizes[8*i+4:]))
+		if kl+vl+2 > len(data) { // each is followed by a NUL
 			return dst, false
 		}
-		k := str(b[off : off+kl])
-		off += kl + 1
-		v := str(b[off : off+vl])
-		off += vl + 1
-		dst = append(dst, Header{k, v})
+		out[i] = Header{String(data[:kl]), String(data[kl+1 : kl+1+vl])}
+		data = data[kl+vl+2:]
 	}
-	return dst, true
+	return grown[:start+n], true
 }
 
 // String returns the bytes of b as a string without copying, for passing
