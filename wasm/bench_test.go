@@ -80,6 +80,58 @@ func BenchmarkGuestCost(b *testing.B) {
 	}
 }
 
+// floorConfigs make the no-op module cross into the host as each filter
+// does on benchRequest — the same host calls, in the same callbacks, with
+// no logic around them (BenchmarkFloor).
+var floorConfigs = map[string]string{
+	"headers":   `{"headerReads": 1, "responseRemoves": 4, "responseSets": 7}`,
+	"ratelimit": `{"headerReads": 1, "hostCalls": 1, "sharedReads": 1, "sharedWrites": 1, "responseSets": 3}`,
+	"validate":  `{"headerReads": 1}`,
+}
+
+// BenchmarkFloor splits each filter's lifecycle into its floor — what its
+// host↔guest crossings cost in this host, measured by the no-op module
+// making the same calls with no logic (floorConfigs) — and what the
+// filter's own code adds ("logic-ns/op"). The two run alternately, so the
+// machine's noise falls on both; the benchmark fails if their crossings
+// differ. Timing each lifecycle adds a clock read to both sides.
+func BenchmarkFloor(b *testing.B) {
+	for _, name := range []string{"headers", "ratelimit", "validate"} {
+		b.Run(name, func(b *testing.B) {
+			_, filter := newVM(b, name, benchConfigs[name])
+			_, floor := newVM(b, "noop", floorConfigs[name])
+			ctx := context.Background()
+			lifecycle := func(vm *wasmtest.VM) (time.Duration, int64) {
+				before, start := vm.Crossings(), time.Now()
+				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(start), vm.Crossings() - before
+			}
+			for range 5 { // the floor's first request creates its shared data
+				lifecycle(filter)
+				lifecycle(floor)
+			}
+			var filterTime, floorTime time.Duration
+			n := 0
+			for b.Loop() {
+				ft, fc := lifecycle(filter)
+				lt, lc := lifecycle(floor)
+				if fc != lc {
+					b.Fatalf("the floor makes %d crossings, the filter %d: floorConfigs[%q] no longer matches the filter", lc, fc, name)
+				}
+				filterTime += ft
+				floorTime += lt
+				n++
+			}
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
+			b.ReportMetric(per(filterTime), "filter-ns/op")
+			b.ReportMetric(per(floorTime), "floor-ns/op")
+			b.ReportMetric(per(filterTime-floorTime), "logic-ns/op")
+		})
+	}
+}
+
 // BenchmarkInstantiate measures creating a VM (what Envoy does per worker
 // thread): instantiate, _initialize, vm_start, configure.
 func BenchmarkInstantiate(b *testing.B) {

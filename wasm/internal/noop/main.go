@@ -8,7 +8,11 @@
 // that returns data through proxy_on_memory_allocate) cost. For the garbage
 // tests it reads random bytes from the host ({"randomReads": N}) or from
 // crypto/rand ({"cryptoRandReads": N}, which the shipped filters must not
-// link). Not shipped.
+// link). For BenchmarkFloor it makes the host calls a filter makes, with no
+// logic around them: shared data reads and compare-and-swap writes
+// ({"sharedReads": N, "sharedWrites": N}) and, on the response, header
+// removals and sets ({"responseRemoves": N, "responseSets": N}). Not
+// shipped.
 package main
 
 import (
@@ -18,7 +22,27 @@ import (
 	"github.com/meshguard/meshguard/wasm/abi"
 )
 
-type plugin struct{ HostCalls, Allocs, HeaderReads, RandomReads, CryptoRandReads int }
+type plugin struct {
+	HostCalls, Allocs, HeaderReads, RandomReads, CryptoRandReads int
+	SharedReads, SharedWrites, ResponseRemoves, ResponseSets     int
+}
+
+// Names and values for the floor's host calls, of the sizes the filters
+// use (a shared bucket is 24 bytes; security header values are 7 to 80).
+var (
+	sharedKey    = "meshguard.ratelimit.0"
+	sharedValue  = make([]byte, 24)
+	removedNames = []string{"server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"}
+	setHeaders   = []abi.Header{
+		{Name: "strict-transport-security", Value: "max-age=31536000; includeSubDomains"},
+		{Name: "content-security-policy", Value: "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'"},
+		{Name: "x-frame-options", Value: "DENY"},
+		{Name: "x-content-type-options", Value: "nosniff"},
+		{Name: "referrer-policy", Value: "strict-origin-when-cross-origin"},
+		{Name: "access-control-allow-origin", Value: "https://app.example.com"},
+		{Name: "vary", Value: "Origin"},
+	}
+)
 
 // kept holds the last allocation, so escape analysis cannot drop it.
 var kept []*[4]uint64
@@ -52,10 +76,27 @@ func (c ctx) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	for range c.p.CryptoRandReads {
 		_, _ = crand.Read(random[:])
 	}
+	var cas uint32
+	for range c.p.SharedReads {
+		_, cas, _ = h.SharedData(sharedKey)
+	}
+	for range c.p.SharedWrites {
+		_ = h.SetSharedData(sharedKey, sharedValue, cas)
+	}
 	return abi.Continue
 }
-func (ctx) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
-func (ctx) OnDelete()                                   {}
+
+func (c ctx) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
+	for i := range c.p.ResponseRemoves {
+		h.RemoveHeader(abi.ResponseHeaders, removedNames[i%len(removedNames)])
+	}
+	for i := range c.p.ResponseSets {
+		hd := setHeaders[i%len(setHeaders)]
+		h.SetHeader(abi.ResponseHeaders, hd.Name, hd.Value)
+	}
+	return abi.Continue
+}
+func (ctx) OnDelete() {}
 
 func init() { abi.SetPlugin(&plugin{}) }
 
