@@ -135,26 +135,26 @@ func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	if len(headers) > c.MaxHeaders {
 		return p.refuse(h, 431, "too many request headers", "")
 	}
-	var r fields
-	for i, hd := range headers {
+	for _, hd := range headers {
 		if len(hd.Name)+len(hd.Value) > c.MaxHeaderBytes {
 			return p.refuse(h, 431, "request header too large", "")
 		}
-		r.note(i, hd.Name)
 	}
-	method := r.value(headers, fieldMethod)
+	// abi.Lookup joins a repeated header's values, so a request with two
+	// Content-Length or Origin headers is judged on both, never on the first.
+	method, _ := abi.Lookup(headers, ":method")
 	if !slices.Contains(c.AllowedMethods, method) {
 		return p.refuse(h, 405, "method not allowed", "", abi.Header{Name: "allow", Value: p.allow})
 	}
-	path := r.value(headers, fieldPath)
+	path, _ := abi.Lookup(headers, ":path")
 	if len(path) > c.MaxURLLength {
 		return p.refuse(h, 414, "URL too long", "")
 	}
 	if reason := PathProblem(path); reason != "" {
 		return p.refuse(h, 400, "bad request path: ", reason)
 	}
-	if r.has(fieldContentLength) {
-		n, err := strconv.ParseInt(r.value(headers, fieldContentLength), 10, 64)
+	if cl, ok := abi.Lookup(headers, "content-length"); ok {
+		n, err := strconv.ParseInt(cl, 10, 64)
 		if err != nil || n < 0 {
 			return p.refuse(h, 400, "bad content-length", "")
 		}
@@ -162,73 +162,10 @@ func (s stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 			return p.refuse(h, 413, "request body too large", "")
 		}
 	}
-	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !r.sameSiteOrAllowed(headers, c.CSRF) {
+	if c.CSRF != nil && slices.Contains(unsafeMethods, method) && !sameSiteOrAllowed(headers, c.CSRF) {
 		return p.refuse(h, 403, "cross-site request refused", "")
 	}
 	return abi.Continue
-}
-
-// The request headers the checks read.
-const (
-	fieldMethod = iota
-	fieldPath
-	fieldContentLength
-	fieldOrigin
-	fieldSecFetchSite
-	numFields
-)
-
-var fieldNames = [numFields]string{":method", ":path", "content-length", "origin", "sec-fetch-site"}
-
-// fields locates the checked headers in one pass over the map rather than
-// one lookup each: in the module, the scans cost more than the checks.
-type fields struct {
-	at       [numFields]int // index+1 in the map; 0: absent
-	repeated [numFields]bool
-}
-
-func (f *fields) note(i int, name string) {
-	// Most names are ruled out by their length alone.
-	var k int
-	switch len(name) {
-	case len(":method"):
-		k = fieldMethod
-	case len(":path"):
-		k = fieldPath
-	case len("origin"):
-		k = fieldOrigin
-	case len("content-length"): // and of "sec-fetch-site"
-		k = fieldContentLength
-		if name[0] == 's' || name[0] == 'S' {
-			k = fieldSecFetchSite
-		}
-	default:
-		return
-	}
-	if !strings.EqualFold(name, fieldNames[k]) {
-		return
-	}
-	if f.at[k] != 0 {
-		f.repeated[k] = true
-	} else {
-		f.at[k] = i + 1
-	}
-}
-
-func (f *fields) has(k int) bool { return f.at[k] != 0 }
-
-// value is the header's value, "" if absent. A repeated header's values
-// are joined with "," as abi.Lookup joins them (so a request with two
-// Content-Length or Origin headers is judged on both, never on the first).
-func (f *fields) value(headers []abi.Header, k int) string {
-	switch {
-	case f.at[k] == 0:
-		return ""
-	case f.repeated[k]:
-		v, _ := abi.Lookup(headers, fieldNames[k])
-		return v
-	}
-	return headers[f.at[k]-1].Value
 }
 
 func (s stream) OnResponseHeaders(abi.Host, bool) abi.Action { return abi.Continue }
@@ -239,12 +176,11 @@ func (stream) OnDelete() {}
 // sameSiteOrAllowed implements the CSRF check: an Origin must be allowed;
 // without Origin, Sec-Fetch-Site must say same-origin, same-site or none
 // (user-initiated); without either (non-browser clients) the request passes.
-func (f *fields) sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
-	if f.has(fieldOrigin) {
-		return slices.Contains(c.AllowedOrigins, f.value(headers, fieldOrigin))
+func sameSiteOrAllowed(headers []abi.Header, c *CSRF) bool {
+	if origin, ok := abi.Lookup(headers, "origin"); ok {
+		return slices.Contains(c.AllowedOrigins, origin)
 	}
-	if f.has(fieldSecFetchSite) {
-		site := f.value(headers, fieldSecFetchSite)
+	if site, ok := abi.Lookup(headers, "sec-fetch-site"); ok {
 		return site == "same-origin" || site == "same-site" || site == "none"
 	}
 	return true
