@@ -100,7 +100,9 @@ func pathProblemReference(rawPath string) string {
 	if !utf8.ValidString(decoded) {
 		return "invalid UTF-8"
 	}
-	for _, seg := range strings.Split(decoded, "/") {
+	for rest := decoded; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
 		if seg == ".." || seg == "." {
 			return "dot segment"
 		}
