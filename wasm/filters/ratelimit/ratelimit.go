@@ -164,7 +164,7 @@ func (p *Plugin) createSlots(h abi.Host) {
 
 // slotName is slot i's shared-data key, in p.slot: valid until the next call.
 func (p *Plugin) slotName(i uint64) string {
-	p.slot = strconv.AppendUint(append(p.slot[:0], "meshguard.ratelimit."...), i, 10)
+	p.slot = appendDecimal(append(p.slot[:0], "meshguard.ratelimit."...), i)
 	return abi.String(p.slot)
 }
 
@@ -184,7 +184,7 @@ type stream struct {
 	decided bool
 	limit   Limit
 	left    float64
-	reset   int
+	reset   uint64
 }
 
 // OnDelete implements abi.HTTPContext: the stream goes back to the plugin.
@@ -204,7 +204,7 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 	if !ok {
 		// Built in the plugin's buffers, which the host copies from: a
 		// flood of refused calls costs no allocation in the module.
-		p.num = strconv.AppendInt(p.num[:0], int64(max(1, math.Ceil(wait))), 10)
+		p.num = appendDecimal(p.num[:0], max(1, seconds(wait)))
 		retry := abi.String(p.num)
 		p.refusal = [5]abi.Header{
 			{Name: "content-type", Value: "text/plain"},
@@ -216,7 +216,7 @@ func (s *stream) OnRequestHeaders(h abi.Host, _ bool) abi.Action {
 		h.SendLocalResponse(429, "rate limit exceeded\n", p.refusal[:])
 		return abi.Pause
 	}
-	s.reset = int(math.Ceil((lim.Burst - left) / lim.RPS))
+	s.reset = seconds((lim.Burst - left) / lim.RPS)
 	return abi.Continue
 }
 
@@ -224,12 +224,38 @@ func (s *stream) OnResponseHeaders(h abi.Host, _ bool) abi.Action {
 	if s.decided {
 		p := s.p
 		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-limit", s.limit.header)
-		p.num = strconv.AppendInt(p.num[:0], int64(math.Floor(s.left)), 10)
+		p.num = appendDecimal(p.num[:0], uint64(max(0, math.Floor(s.left))))
 		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-remaining", abi.String(p.num))
-		p.num = strconv.AppendInt(p.num[:0], int64(s.reset), 10)
+		p.num = appendDecimal(p.num[:0], s.reset)
 		h.SetHeader(abi.ResponseHeaders, "x-ratelimit-reset", abi.String(p.num))
 	}
 	return abi.Continue
+}
+
+// seconds rounds a wait up to whole seconds, at most MaxUint32 (136
+// years: a tiny rps makes waits no integer holds).
+func seconds(wait float64) uint64 {
+	return uint64(min(max(0, math.Ceil(wait)), math.MaxUint32))
+}
+
+// appendDecimal appends v in decimal. strconv's formatting divides in 64
+// bits by constants, which the compiler turns into 128-bit multiplies that
+// wasm lacks and emulates; the numbers here almost always fit 32 bits,
+// where division by 10 is one native multiply.
+func appendDecimal(b []byte, v uint64) []byte {
+	if v > math.MaxUint32 {
+		return strconv.AppendUint(b, v, 10)
+	}
+	var digits [10]byte
+	i := len(digits)
+	for u := uint32(v); ; u /= 10 {
+		i--
+		digits[i] = byte('0' + u%10)
+		if u < 10 {
+			break
+		}
+	}
+	return append(b, digits[i:]...)
 }
 
 func formatLimit(l Limit) string {

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"hash/fnv"
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/meshguard/meshguard/wasm/abi"
@@ -98,6 +100,25 @@ func TestFNV1aMatchesHashFNV(t *testing.T) {
 		}
 		if h != f.Sum64() {
 			t.Errorf("fnv1a(%q) = %x, hash/fnv says %x", parts, h, f.Sum64())
+		}
+	}
+}
+
+func TestAppendDecimal(t *testing.T) {
+	for _, v := range []uint64{0, 1, 9, 10, 99, 100, 4095, 1 << 20, 999999999, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64} {
+		if got, want := string(appendDecimal([]byte("x="), v)), "x="+strconv.FormatUint(v, 10); got != want {
+			t.Errorf("appendDecimal(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestSecondsRoundsUpAndClamps(t *testing.T) {
+	for _, tc := range []struct {
+		wait float64
+		want uint64
+	}{{0, 0}, {-1, 0}, {0.2, 1}, {1, 1}, {1.5, 2}, {1e300, math.MaxUint32}, {math.Inf(1), math.MaxUint32}} {
+		if got := seconds(tc.wait); got != tc.want {
+			t.Errorf("seconds(%g) = %d, want %d", tc.wait, got, tc.want)
 		}
 	}
 }
