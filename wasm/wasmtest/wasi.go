@@ -43,15 +43,6 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 			mem.WriteUint32Le(nwritten, total)
 			return 0
 		},
-		"random_get": func(ctx context.Context, m api.Module, buf, n uint32) uint32 {
-			vmOf(ctx).crossings++
-			b, ok := m.Memory().Read(buf, n) // a view: filled in place
-			if !ok {
-				return 21
-			}
-			_, _ = rand.Read(b)
-			return 0
-		},
 		"clock_time_get": func(ctx context.Context, m api.Module, id uint32, precision uint64, ret uint32) uint32 {
 			vmOf(ctx).crossings++
 			if !m.Memory().WriteUint64Le(ret, uint64(h.now.Load())) {
@@ -113,12 +104,25 @@ func (h *Host) instantiateWASI(ctx context.Context, compiled wazero.CompiledModu
 	for name, f := range implemented {
 		b.NewFunctionBuilder().WithFunc(f).Export(name)
 	}
+	// random_get is on a request's path (new request ids), so it is called
+	// without reflection, which would allocate in the host per call.
+	i32 := api.ValueTypeI32
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+		vmOf(ctx).crossings++
+		buf, ok := m.Memory().Read(uint32(stack[0]), uint32(stack[1])) // a view: filled in place
+		if !ok {
+			stack[0] = 21 // EFAULT
+			return
+		}
+		_, _ = rand.Read(buf)
+		stack[0] = 0
+	}), []api.ValueType{i32, i32}, []api.ValueType{i32}).Export("random_get")
 	for _, imp := range compiled.ImportedFunctions() {
 		mod, name, _ := imp.Import()
 		if mod != "wasi_snapshot_preview1" {
 			continue
 		}
-		if _, ok := implemented[name]; ok {
+		if _, ok := implemented[name]; ok || name == "random_get" {
 			continue
 		}
 		results := imp.ResultTypes()
