@@ -35,7 +35,7 @@ func BenchmarkFilter(b *testing.B) {
 			b.ReportMetric(float64(len(module(b, name))), "module-bytes")
 			before, n := vm.Crossings(), 0
 			for b.Loop() {
-				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 					b.Fatal(err)
 				}
 				n++
@@ -64,7 +64,7 @@ func BenchmarkGuestCost(b *testing.B) {
 			ctx := context.Background()
 			lifecycle := func(vm *wasmtest.VM) time.Duration {
 				start := time.Now()
-				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 					b.Fatal(err)
 				}
 				return time.Since(start)
@@ -103,7 +103,7 @@ func BenchmarkFloor(b *testing.B) {
 			ctx := context.Background()
 			lifecycle := func(vm *wasmtest.VM) (time.Duration, int64) {
 				before, start := vm.Crossings(), time.Now()
-				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 					b.Fatal(err)
 				}
 				return time.Since(start), vm.Crossings() - before
@@ -166,7 +166,7 @@ func BenchmarkRatelimitKeys(b *testing.B) {
 			h.SetProperty("spiffe://meshguard.local/ns/demo/sa/frontend", "connection", "uri_san_peer_certificate")
 			ctx := context.Background()
 			for b.Loop() {
-				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -180,7 +180,7 @@ func BenchmarkRatelimitKeys(b *testing.B) {
 func BenchmarkRatelimitRefusal(b *testing.B) {
 	_, vm := newVM(b, "ratelimit", `{"key": "principal", "rps": 0.001, "burst": 1}`)
 	ctx := context.Background()
-	if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil { // spends the one token
+	if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil { // spends the one token
 		b.Fatal(err)
 	}
 	benchAnswered(b, vm, benchRequest, 429)
@@ -209,7 +209,7 @@ func benchAnswered(b *testing.B, vm *wasmtest.VM, req []abi.Header, status uint3
 	b.Helper()
 	ctx := context.Background()
 	for b.Loop() {
-		r, err := vm.Request(ctx, req, okResponse)
+		r, err := vm.Run(ctx, req, okResponse)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func BenchmarkHeadersNewRequestID(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		r, err := vm.Request(ctx, noID, okResponse)
+		r, err := vm.Run(ctx, noID, okResponse)
 		if err != nil {
 			b.Fatal(err)
 		}

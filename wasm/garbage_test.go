@@ -47,7 +47,7 @@ func collectionsPerRequests(t *testing.T, h *wasmtest.Host, vm *wasmtest.VM, req
 		if i == warmup {
 			before = collections(h)
 		}
-		r, err := vm.Request(ctx, req, okResponse)
+		r, err := vm.Run(ctx, req, okResponse)
 		if err != nil {
 			t.Fatalf("request %d: %v\n(logs: %v)", i, err, h.Logs())
 		}
@@ -136,7 +136,7 @@ func TestCollectionsSurviveRandomReads(t *testing.T) {
 		h, vm := newVM(t, "noop", `{"cryptoRandReads": 1, "allocs": 10}`, gcEnv...)
 		ctx := context.Background()
 		for range requests {
-			if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+			if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 				return // the VM died, as the runtime does under Envoy
 			}
 		}

@@ -31,7 +31,7 @@ func TestMemoryFlatAfterWarmup(t *testing.T) {
 		ctx := context.Background()
 		run := func(k int) {
 			for range k {
-				if _, err := vm.Request(ctx, benchRequest, okResponse); err != nil {
+				if _, err := vm.Run(ctx, benchRequest, okResponse); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -483,3 +483,30 @@ func TestModulesExportOnlyCallbacksTheyUse(t *testing.T) {
 		}
 	}
 }
+
+// Request's results are the caller's to keep — a later request does not
+// change them — while Run's are reused by the next request.
+func TestRequestResultsAreIndependent(t *testing.T) {
+	_, vm := newVM(t, "headers", `{}`)
+	ctx := context.Background()
+	first, err := vm.Request(ctx, req("GET", "/"), okResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, _ := wasmtest.Header(first.Request, "x-request-id")
+	second, err := vm.Request(ctx, req("GET", "/"), okResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := wasmtest.Header(second.Request, "x-request-id")
+	if again, _ := wasmtest.Header(first.Request, "x-request-id"); len(id1) != 32 || id1 == id2 || again != id1 {
+		t.Fatalf("request ids %q then %q; the first result now says %q", id1, id2, again)
+	}
+	run, err := vm.Run(ctx, req("GET", "/"), okResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := vm.Run(ctx, req("GET", "/"), okResponse); next != run {
+		t.Fatal("Run did not reuse its result")
+	}
+}

@@ -323,13 +323,21 @@ func (vm *VM) callIn(ctx context.Context, export int, args ...uint64) ([]uint64,
 
 // Request runs one HTTP stream as Envoy does: context create, request
 // headers, and — unless the filter answered locally — response headers,
-// then done, log and delete.
-//
-// The Result and everything in it are valid until the VM's next Request:
-// the VM reuses its stream's memory, as Envoy reuses a worker's, so that a
-// benchmark measures the filter rather than the test host's allocations.
-// Copy what must outlive the next request.
+// then done, log and delete. The Result is the caller's to keep.
 func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, error) {
+	r, err := vm.Run(ctx, req, resp)
+	if err != nil {
+		return nil, err
+	}
+	return r.clone(), nil
+}
+
+// Run is Request without the copy, for benchmarks: the VM reuses its
+// stream's memory from one request to the next, as Envoy reuses a
+// worker's, so the host allocates nothing and a benchmark measures the
+// filter rather than the test host. The Result and everything in it are
+// valid until the VM's next Request or Run.
+func (vm *VM) Run(ctx context.Context, req, resp []abi.Header) (*Result, error) {
 	vm.nextID++
 	id := uint64(vm.nextID)
 	s := &vm.stream
@@ -361,6 +369,26 @@ func (vm *VM) Request(ctx context.Context, req, resp []abi.Header) (*Result, err
 	}
 	res.Local, res.Request, res.Response = s.local, s.maps[abi.RequestHeaders], s.maps[abi.ResponseHeaders]
 	return res, nil
+}
+
+// clone copies r out of the VM's reused memory.
+func (r *Result) clone() *Result {
+	c := &Result{Request: cloneHeaders(r.Request), Response: cloneHeaders(r.Response), RequestAction: r.RequestAction, ResponseAction: r.ResponseAction}
+	if r.Local != nil {
+		c.Local = &LocalResponse{Status: r.Local.Status, Body: strings.Clone(r.Local.Body), Headers: cloneHeaders(r.Local.Headers)}
+	}
+	return c
+}
+
+func cloneHeaders(hs []abi.Header) []abi.Header {
+	if hs == nil {
+		return nil
+	}
+	out := make([]abi.Header, len(hs))
+	for i, h := range hs {
+		out[i] = abi.Header{Name: strings.Clone(h.Name), Value: strings.Clone(h.Value)}
+	}
+	return out
 }
 
 // reset readies the stream for a request: copies of its header maps, with
