@@ -134,7 +134,7 @@ type VM struct {
 	// call back into the guest with it); parent and withVM cache the
 	// context the VM is found by, so a request derives none.
 	ctx, parent, withVM context.Context
-	// stream and result are reused by every Request (see Request);
+	// stream and result are reused by every request (see Run);
 	// sharedValue is where a shared data read is copied out of the lock.
 	stream      stream
 	result      Result
