@@ -27,8 +27,10 @@ type plugin struct {
 	SharedReads, SharedWrites, ResponseRemoves, ResponseSets     int
 }
 
-// Names and values for the floor's host calls, of the sizes the filters
-// use (a shared bucket is 24 bytes; security header values are 7 to 80).
+// Names and values for the floor's host calls: a rate-limit bucket's
+// shared data (24 bytes) and the headers filter's header edits. The
+// rate-limit filter's three headers are shorter than the first three
+// here, so its floor errs high by the host copying ≈ 100 bytes more.
 var (
 	sharedKey    = "meshguard.ratelimit.0"
 	sharedValue  = make([]byte, 24)
