@@ -2,6 +2,7 @@ package validate
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -55,42 +56,30 @@ func TestDefaultsAndCSRFWithoutHeaders(t *testing.T) {
 	}
 }
 
-// pathProblemReference is PathProblem as it was before its single-pass
-// fast path: decode first, then look. The fast path must agree with it on
+// pathProblemReference states PathProblem's rules plainly — each a search
+// of its own over the path, then decoding and splitting into segments —
+// independently of PathProblem's single pass, which must agree with it on
 // every input, reason included.
 func pathProblemReference(rawPath string) string {
 	p, _, _ := strings.Cut(rawPath, "?")
 	if p == "" || p[0] != '/' && p != "*" {
 		return "path must start with '/'"
 	}
-	var backslash, encodedSlash, doubleEncoded, nul, control bool
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '\\':
-			backslash = true
-		case c < 0x20 || c == 0x7f:
-			control = true
-		case c == '%' && i+2 < len(p):
-			switch escape := [2]byte{p[i+1], lowerASCII(p[i+2])}; escape {
-			case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}:
-				encodedSlash = true
-			case [2]byte{'2', '5'}:
-				doubleEncoded = true
-			case [2]byte{'0', '0'}:
-				nul = true
-			}
-		}
+	escaped := func(codes ...string) bool { // %XX, its letter in either case
+		return slices.ContainsFunc(codes, func(c string) bool {
+			return strings.Contains(p, "%"+c) || strings.Contains(p, "%"+strings.ToUpper(c))
+		})
 	}
 	switch {
-	case backslash:
+	case strings.Contains(p, `\`):
 		return "backslash"
-	case encodedSlash:
+	case escaped("2f", "5c"):
 		return "encoded slash or backslash"
-	case doubleEncoded:
+	case escaped("25"):
 		return "double encoding"
-	case nul:
+	case escaped("00"):
 		return "NUL byte"
-	case control:
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return "control character"
 	}
 	decoded, err := url.PathUnescape(p)
@@ -100,12 +89,8 @@ func pathProblemReference(rawPath string) string {
 	if !utf8.ValidString(decoded) {
 		return "invalid UTF-8"
 	}
-	for rest := decoded; rest != ""; {
-		var seg string
-		seg, rest, _ = strings.Cut(rest, "/")
-		if seg == ".." || seg == "." {
-			return "dot segment"
-		}
+	if slices.ContainsFunc(strings.Split(decoded, "/"), func(s string) bool { return s == "." || s == ".." }) {
+		return "dot segment"
 	}
 	return ""
 }
