@@ -159,7 +159,7 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 			req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders, policy.AllUses())
 			ents := a.entities(view.Entities, caller)
 			res = view.Set.Evaluate(ents, req)
-			d.Shadow = a.evalShadow(route.ShadowSet, ents, req)
+			d.Shadow = a.evalShadow(view, route.ShadowSet, ents, req)
 		}
 		d.Policies, d.Errors = res.Determining, res.Errors
 		switch {
@@ -292,9 +292,9 @@ func (a *Authorizer) entities(static cedar.EntityMap, c Caller) policy.Overlay {
 	return policy.Overlay{Static: static, Extra: pe}
 }
 
-func (a *Authorizer) evalShadow(name string, ents cedar.EntityGetter, req cedar.Request) *ShadowOutcome {
+func (a *Authorizer) evalShadow(view policy.View, name string, ents cedar.EntityGetter, req cedar.Request) *ShadowOutcome {
 	so := &ShadowOutcome{PolicySet: name}
-	set, ok := a.store.Set(name)
+	set, ok := view.Other(name) // from the load the enforced set and ents came from
 	if !ok {
 		so.Err = "policy set not loaded"
 		return so

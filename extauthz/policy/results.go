@@ -57,4 +57,12 @@ type View struct {
 	Set      *Set
 	Entities cedar.EntityMap
 	Results  *Results
+	sets     map[string]*Set // the load's sets, for Other
+}
+
+// Other returns another set of the same load: a shadow candidate evaluated
+// beside Set sees the entities Set did.
+func (v View) Other(name string) (*Set, bool) {
+	set, ok := v.sets[name]
+	return set, ok
 }

@@ -99,7 +99,7 @@ func (s *Store) EntitiesPath() string { return s.entitiesPath }
 func (s *Store) Lookup(name string) (View, bool) {
 	snap := s.snap.Load()
 	set, ok := snap.sets[name]
-	return View{Set: set, Entities: snap.entities, Results: snap.results}, ok
+	return View{Set: set, Entities: snap.entities, Results: snap.results, sets: snap.sets}, ok
 }
 
 // Results is the current load's result cache (nil when disabled).

@@ -64,6 +64,14 @@ func TestDirectoryLayoutFormsSets(t *testing.T) {
 	if p, ok := s.Set("payments"); !ok || p.Len() != 0 {
 		t.Fatal("an empty set should load with no policies (and deny everything)")
 	}
+	// A view reaches the other sets of its own load (shadow candidates).
+	view, ok := s.Lookup("orders")
+	if d, _ := s.Set(DefaultSet); !ok || view.Set != orders || !func() bool { o, ok := view.Other(DefaultSet); return ok && o == d }() {
+		t.Fatal("Lookup's view does not hold the load's sets")
+	}
+	if _, ok := view.Other(".hidden"); ok {
+		t.Fatal("Other found a set that did not load")
+	}
 	res := orders.Evaluate(cedar.EntityMap{}, req(alice, "GET"))
 	if !res.Allow || len(res.Determining) != 1 || res.Determining[0] != "orders/a.cedar#read" {
 		t.Fatalf("evaluate = %+v", res)
