@@ -66,7 +66,8 @@ func TestDirectoryLayoutFormsSets(t *testing.T) {
 	}
 	// A view reaches the other sets of its own load (shadow candidates).
 	view, ok := s.Lookup("orders")
-	if d, _ := s.Set(DefaultSet); !ok || view.Set != orders || !func() bool { o, ok := view.Other(DefaultSet); return ok && o == d }() {
+	other, otherOK := view.Other(DefaultSet)
+	if d, _ := s.Set(DefaultSet); !ok || view.Set != orders || !otherOK || other != d {
 		t.Fatal("Lookup's view does not hold the load's sets")
 	}
 	if _, ok := view.Other(".hidden"); ok {
