@@ -52,7 +52,11 @@ func TestDenyBodyIsJSON(t *testing.T) {
 		if want := map[string]string{"error": tc.word, "decision_id": tc.id}; !maps.Equal(got, want) {
 			t.Errorf("body %q = %v, want %v", body, got, want)
 		}
-		if want, _ := json.Marshal(map[string]string{"decision_id": tc.id, "error": tc.word}); len(body) != len(want) {
+		want, _ := json.Marshal(struct {
+			Error      string `json:"error"`
+			DecisionID string `json:"decision_id"`
+		}{tc.word, tc.id})
+		if body != string(want) {
 			t.Errorf("body %q is not encoding/json's encoding %q", body, want)
 		}
 	}
