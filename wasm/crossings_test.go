@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/wasm/abi"
-	"github.com/meshguard/meshguard/wasm/wasmtest"
 )
 
 // Calls between the host and a module ("crossings") are most of what a
@@ -16,15 +15,6 @@ import (
 // crossing is needed, update the budget, its reason and the figures in
 // bench/RESULTS.md; if a change saves one, lower the budget.
 func TestCrossingBudget(t *testing.T) {
-	var noID []abi.Header
-	for _, h := range benchRequest {
-		if h.Name != "x-request-id" {
-			noID = append(noID, h)
-		}
-	}
-	preflight := []abi.Header{{Name: ":method", Value: "OPTIONS"}, {Name: ":path", Value: "/api/orders"}, {Name: ":authority", Value: "shop.example.com"},
-		{Name: "origin", Value: "https://app.example.com"}, {Name: "access-control-request-method", Value: "POST"}, {Name: "x-request-id", Value: "r"}}
-	traversal := append([]abi.Header{{Name: ":method", Value: "GET"}, {Name: ":path", Value: "/static/../../etc/passwd"}}, benchRequest[2:]...)
 	for _, tc := range []struct {
 		name, module, config string
 		req                  []abi.Header
@@ -36,9 +26,9 @@ func TestCrossingBudget(t *testing.T) {
 			"exports: context create, request headers, response headers, delete (done and log are not exported)"},
 		{"headers", "headers", benchConfigs["headers"], benchRequest, 0, 17,
 			"4 exports; request map read (the call and its allocation); 4 stripped headers removed blind; 5 security headers and 2 CORS headers set"},
-		{"headers new request id", "headers", benchConfigs["headers"], noID, 0, 19,
+		{"headers new request id", "headers", benchConfigs["headers"], noIDRequest, 0, 19,
 			"as headers, plus random bytes from the host and setting x-request-id"},
-		{"headers preflight", "headers", benchConfigs["headers"], preflight, 204, 6,
+		{"headers preflight", "headers", benchConfigs["headers"], preflightRequest, 204, 6,
 			"3 exports (no response); request map read; the local answer"},
 		{"ratelimit", "ratelimit", benchConfigs["ratelimit"], benchRequest, 0, 13,
 			"4 exports; request map read; clock; bucket read (the call and its allocation) and compare-and-swap write; 3 x-ratelimit headers"},
@@ -46,7 +36,7 @@ func TestCrossingBudget(t *testing.T) {
 			"3 exports; request map read; clock; bucket read and write; the local answer"},
 		{"validate", "validate", benchConfigs["validate"], benchRequest, 0, 6,
 			"4 exports; request map read"},
-		{"validate refusal", "validate", benchConfigs["validate"], traversal, 400, 6,
+		{"validate refusal", "validate", benchConfigs["validate"], traversalRequest, 400, 6,
 			"3 exports; request map read; the local answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,12 +64,4 @@ func TestCrossingBudget(t *testing.T) {
 			}
 		})
 	}
-}
-
-// answerStatus is the status of a filter's own answer, 0 for none.
-func answerStatus(l *wasmtest.LocalResponse) uint32 {
-	if l == nil {
-		return 0
-	}
-	return l.Status
 }
