@@ -34,12 +34,10 @@ func newCacheEnv(t *testing.T, policies, entities string) *cacheEnv {
 	e := &cacheEnv{t: t, dir: t.TempDir()}
 	e.write("policies/orders/p.cedar", policies)
 	e.write("entities.json", entities)
-	cfg, _, v, iss := testDeps(t, e.dir)
-	cfg.Entities = filepath.Join(e.dir, "entities.json")
+	cfg, store, v, iss := testDeps(t, e.dir, policy.WithResultCache(64))
 	cfg.RequestHeaders = []string{"x-tenant", "x-request-id"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.store = policy.NewStore(cfg.Policies, cfg.Entities, policy.WithLogger(log), policy.WithResultCache(64))
-	e.reload()
+	e.store = store
 	e.m = NewMetrics(prometheus.NewRegistry())
 	e.a = NewAuthorizer(cfg, e.store, v, e.m, nil, log)
 	e.iss = iss

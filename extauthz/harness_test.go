@@ -300,9 +300,10 @@ func listenLoopback(t *testing.T) net.Listener {
 }
 
 // testDeps is what an in-process Authorizer needs, over the policies
-// already written under dir/policies: a config whose one JWT provider
-// trusts a fresh issuer (its JWKS written to dir/jwks.json), the loaded
-// policy store (with opts) and the verifier.
+// already written under dir/policies (and entities in dir/entities.json,
+// if written): a config whose one JWT provider trusts a fresh issuer (its
+// JWKS written to dir/jwks.json), the loaded policy store (with opts) and
+// the verifier.
 func testDeps(tb testing.TB, dir string, opts ...policy.StoreOption) (*Config, *policy.Store, *jwt.Verifier, *demoidp.Issuer) {
 	tb.Helper()
 	iss, err := demoidp.Generate("k1")
@@ -318,9 +319,12 @@ func testDeps(tb testing.TB, dir string, opts ...policy.StoreOption) (*Config, *
 	}
 	cfg := &Config{Policies: filepath.Join(dir, "policies"), JWT: JWTConfig{Providers: []jwt.ProviderConfig{{
 		Name: "t", Issuer: testIssuer, Audiences: []string{testAudience}, JWKSFile: filepath.Join(dir, "jwks.json"), RolesClaim: "roles"}}}}
+	if _, err := os.Stat(filepath.Join(dir, "entities.json")); err == nil {
+		cfg.Entities = filepath.Join(dir, "entities.json")
+	}
 	cfg.applyDefaults()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := policy.NewStore(cfg.Policies, "", append([]policy.StoreOption{policy.WithLogger(log)}, opts...)...)
+	store := policy.NewStore(cfg.Policies, cfg.Entities, append([]policy.StoreOption{policy.WithLogger(log)}, opts...)...)
 	if err := store.Reload(); err != nil {
 		tb.Fatal(err)
 	}
