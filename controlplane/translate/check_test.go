@@ -1,26 +1,16 @@
 package translate
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-
-	"github.com/meshguard/meshguard/controlplane/model"
 )
 
 // Each broken reference is reported by both the publish-time check and the
 // deep one, naming what is missing.
 func TestChecksReportBrokenReferences(t *testing.T) {
-	data, err := os.ReadFile("testdata/basic/in.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Parse(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadMesh(t, "testdata/basic/in.yaml")
 	for _, tc := range []struct {
 		name   string
 		damage func(r *Resources)

@@ -21,6 +21,20 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // TestGolden translates testdata/<case>/in.yaml for every sidecar workload and
 // compares each resource type with testdata/<case>/out/<workload>/<type>.yaml.
 // Regenerate with: go test ./controlplane/translate -run TestGolden -update
+// loadMesh parses a mesh file under testdata.
+func loadMesh(t *testing.T, path string) *model.Mesh {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Parse(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestGolden(t *testing.T) {
 	cases, err := filepath.Glob("testdata/*/in.yaml")
 	if err != nil || len(cases) == 0 {
@@ -29,14 +43,7 @@ func TestGolden(t *testing.T) {
 	for _, in := range cases {
 		dir := filepath.Dir(in)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := model.Parse(data, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := loadMesh(t, in)
 			for _, svc := range m.Spec.Services {
 				for _, w := range svc.Workloads {
 					fn := Workload

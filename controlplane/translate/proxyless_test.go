@@ -1,25 +1,15 @@
 package translate
 
 import (
-	"os"
 	"testing"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-
-	"github.com/meshguard/meshguard/controlplane/model"
 )
 
 // gRPC-Go's xDS credentials fall back to plaintext when a resource carries no
 // TLS: every proxyless cluster and server filter chain must have it.
 func TestProxylessResourcesAlwaysCarryTLS(t *testing.T) {
-	data, err := os.ReadFile("testdata/proxyless/in.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Parse(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadMesh(t, "testdata/proxyless/in.yaml")
 	for _, name := range []string{"frontend-0", "orders-0"} {
 		r, err := Proxyless(m, name)
 		if err != nil {
@@ -54,11 +44,7 @@ func TestProxylessResourcesAlwaysCarryTLS(t *testing.T) {
 }
 
 func TestProxylessNeedsGRPC(t *testing.T) {
-	data, _ := os.ReadFile("testdata/proxyless/in.yaml")
-	m, err := model.Parse(data, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadMesh(t, "testdata/proxyless/in.yaml")
 	if _, err := Proxyless(m, "batch-0"); err == nil {
 		t.Fatal("a sidecar workload got the proxyless flavour")
 	}
