@@ -218,14 +218,12 @@ func u32(b []byte) uint32 {
 // Lookup finds a header in a list (names compared case-insensitively);
 // repeated headers are joined with ",". Filters fetch a map once with
 // Host.Headers and look values up locally: each host call costs more than
-// a scan of a few dozen pairs. Envoy's header names are lower-case, as
-// the filters' are, so an exact comparison usually decides before the
-// case-insensitive one, which is slow inside the module.
+// a scan of a few dozen pairs.
 func Lookup(hs []Header, name string) (string, bool) {
 	var out string
 	found := false
 	for _, h := range hs {
-		if len(h.Name) == len(name) && (h.Name == name || strings.EqualFold(h.Name, name)) {
+		if len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
 			if found {
 				out += "," + h.Value
 			} else {

@@ -74,7 +74,7 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 		}
 		var vals []string
 		for _, hd := range *hs {
-			if len(hd.Name) == len(key) && (hd.Name == key || strings.EqualFold(hd.Name, key)) {
+			if len(hd.Name) == len(key) && strings.EqualFold(hd.Name, key) {
 				vals = append(vals, hd.Value)
 			}
 		}
@@ -98,7 +98,7 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	remove := func(_ *stream, hs *[]abi.Header, key, _ string) {
 		out := (*hs)[:0]
 		for _, hd := range *hs {
-			if len(hd.Name) != len(key) || hd.Name != key && !strings.EqualFold(hd.Name, key) {
+			if len(hd.Name) != len(key) || !strings.EqualFold(hd.Name, key) {
 				out = append(out, hd)
 			}
 		}
