@@ -30,6 +30,7 @@ import (
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/identity/sds"
+	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/periodic"
 )
 
@@ -98,7 +99,7 @@ func ParseMesh(path string, data []byte) (*model.Mesh, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spec.policies: %w", err)
 		}
-		sets = func(s string) bool { return s == policy.DefaultSet || slices.Contains(names, s) }
+		sets = func(s string) bool { return s == contract.DefaultSet || slices.Contains(names, s) }
 		if m, err = model.Parse(data, sets); err != nil {
 			return nil, err
 		}

@@ -66,10 +66,20 @@ func adminHandler(a *Authorizer, g prometheus.Gatherer, withPprof bool) http.Han
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("content-type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(a.Status())
+		writeJSON(w, a.Status())
+	})
+	mux.HandleFunc("GET /v1/rollouts", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.RolloutStatus())
 	})
 	return mux
+}
+
+// RolloutStatus is the rollout counts of every step seen since start.
+func (a *Authorizer) RolloutStatus() RolloutStatus { return a.rollouts.status() }
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("content-type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/contract"
 )
 
 // Reasons label every decision. Allowed: ReasonAllowed, ReasonShadowMode.
@@ -61,7 +62,9 @@ type Decision struct {
 	// Would is what enforcement would have done, in shadow mode.
 	Would *Outcome
 	// Shadow is the meshguard.shadow candidate set's outcome, when one is set.
-	Shadow   *ShadowOutcome
+	Shadow *ShadowOutcome
+	// Rollout is what a rollout route's two sets decided.
+	Rollout  *RolloutOutcome
 	JWTError *jwt.Error
 	// Detail explains a fail-closed denial, for logs only (never sent to clients).
 	Detail string
@@ -94,6 +97,7 @@ type Authorizer struct {
 	metrics  *Metrics
 	dlog     *decisionlog.Logger
 	log      *slog.Logger
+	rollouts *rolloutTable
 
 	// Decision cache outcomes, resolved once (nil without metrics).
 	cacheHit, cacheMiss, cacheBypass prometheus.Counter
@@ -108,6 +112,11 @@ func NewAuthorizer(cfg *Config, store *policy.Store, verifier *jwt.Verifier, m *
 		log = slog.Default()
 	}
 	a := &Authorizer{store: store, verifier: verifier, cfg: cfg, metrics: m, dlog: dlog, log: log}
+	var rolloutMetric *prometheus.CounterVec
+	if m != nil {
+		rolloutMetric = m.Rollout
+	}
+	a.rollouts = newRolloutTable(rolloutMetric)
 	if m != nil {
 		a.cacheHit = m.DecisionCache.WithLabelValues("hit")
 		a.cacheMiss = m.DecisionCache.WithLabelValues("miss")
@@ -147,19 +156,16 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	if authn != nil {
 		enforced = *authn
 	} else {
-		var res policy.Result
-		if route.ShadowSet == "" {
-			res = a.evaluate(view, &attrs, &route, &caller)
-		} else {
-			// The candidate set may observe more of the context than the
-			// enforced one; both see the same request, so build all of it.
-			if view.Results != nil {
-				a.count(a.cacheBypass)
+		res := a.evaluate(view, view.Set, &attrs, &route, &caller)
+		switch {
+		case route.ShadowSet != "":
+			d.Shadow = a.evalShadow(view, route.ShadowSet, &attrs, &route, &caller)
+		case route.Candidate != "":
+			var cand *policy.Set
+			res, cand = a.evalRollout(view, res, &attrs, &route, &caller, &d)
+			if d.Rollout.CandidateEnforced && cand == nil {
+				return d.deny(403, ReasonUnknownSet, fmt.Sprintf("candidate policy set %q is not loaded", route.Candidate))
 			}
-			req := BuildRequest(attrs, route, caller, a.cfg.RequestHeaders, policy.AllUses())
-			ents := a.entities(view.Entities, caller)
-			res = view.Set.Evaluate(ents, req)
-			d.Shadow = a.evalShadow(view, route.ShadowSet, ents, req)
 		}
 		d.Policies, d.Errors = res.Determining, res.Errors
 		switch {
@@ -249,19 +255,22 @@ func hasSPIFFEScheme(s string) bool {
 	return len(s) >= 9 && strings.EqualFold(s[:9], "spiffe://")
 }
 
-// evaluate evaluates the view's set for a request, through the view's
-// result cache when it has one (see appendEvalKey).
-func (a *Authorizer) evaluate(v policy.View, attrs *Attributes, route *Route, caller *Caller) policy.Result {
-	uses := v.Set.ContextUses()
+// evaluate evaluates set (the view's own, or another of its load) for a
+// request, through the view's result cache when it has one (see
+// appendEvalKey). Each set gets the context its own policies observe: a
+// candidate evaluated beside the route's set builds its own, and both are
+// cached.
+func (a *Authorizer) evaluate(v policy.View, set *policy.Set, attrs *Attributes, route *Route, caller *Caller) policy.Result {
+	uses := set.ContextUses()
 	eval := func() policy.Result {
-		return v.Set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
+		return set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
 	}
 	if v.Results == nil {
 		return eval()
 	}
 	bp := keyBufs.Get().(*[]byte)
 	defer putKeyBuf(bp)
-	key, ok := appendEvalKey((*bp)[:0], route.PolicySet, attrs, route, caller, a.cfg.RequestHeaders, uses)
+	key, ok := appendEvalKey((*bp)[:0], set.Name, attrs, route, caller, a.cfg.RequestHeaders, uses)
 	*bp = key
 	if !ok {
 		a.count(a.cacheBypass)
@@ -292,20 +301,49 @@ func (a *Authorizer) entities(static cedar.EntityMap, c Caller) policy.Overlay {
 	return policy.Overlay{Static: static, Extra: pe}
 }
 
-func (a *Authorizer) evalShadow(view policy.View, name string, ents cedar.EntityGetter, req cedar.Request) *ShadowOutcome {
+func (a *Authorizer) evalShadow(view policy.View, name string, attrs *Attributes, route *Route, caller *Caller) *ShadowOutcome {
 	so := &ShadowOutcome{PolicySet: name}
-	set, ok := view.Other(name) // from the load the enforced set and ents came from
+	set, ok := view.Other(name) // from the load the enforced set and its entities came from
 	if !ok {
 		so.Err = "policy set not loaded"
 		return so
 	}
-	res := set.Evaluate(ents, req)
+	res := a.evaluate(view, set, attrs, route, caller)
 	so.Allow = res.Allow
 	so.Policies = res.Determining
 	if len(res.Errors) > 0 && a.metrics != nil {
 		a.metrics.EvalErrors.WithLabelValues(name).Add(float64(len(res.Errors)))
 	}
 	return so
+}
+
+// evalRollout evaluates a rollout route's candidate beside the current
+// set's result cur, counts how they compare, and returns the result to
+// enforce: the candidate's for the callers in a canary's share, cur
+// otherwise. The candidate set is nil when it is not loaded; a request in
+// the canary's share is then denied by the caller (fail closed), and every
+// request counts as an error, which a rollout gate sees.
+func (a *Authorizer) evalRollout(view policy.View, cur policy.Result, attrs *Attributes, route *Route, caller *Caller, d *Decision) (policy.Result, *policy.Set) {
+	ro := &RolloutOutcome{Candidate: route.Candidate, Stage: route.Stage, Canary: route.Canary, Revision: route.Rollout, CurrentAllow: cur.Allow}
+	d.Rollout = ro
+	ro.CandidateEnforced = inCanary(route, d.PrincipalString())
+	set, ok := view.Other(route.Candidate)
+	var res policy.Result
+	if ok {
+		res = a.evaluate(view, set, attrs, route, caller)
+		ro.CandidateAllow, ro.CandidatePolicies, ro.CandidateErrors = res.Allow, res.Determining, len(res.Errors)
+		if len(res.Errors) > 0 && a.metrics != nil {
+			a.metrics.EvalErrors.WithLabelValues(route.Candidate).Add(float64(len(res.Errors)))
+		}
+	} else {
+		ro.CandidateErr = "policy set not loaded"
+	}
+	ro.outcome = compare(cur, res, ok)
+	a.rollouts.count(route, ro)
+	if ro.CandidateEnforced {
+		return res, set
+	}
+	return cur, set
 }
 
 // PrincipalString is Principal in Cedar syntax, computed once.
@@ -429,6 +467,17 @@ func logEntry(d *Decision, attrs *Attributes, at time.Time, elapsed time.Duratio
 	}
 	if d.Shadow != nil {
 		e.Shadow = &decisionlog.Shadow{PolicySet: d.Shadow.PolicySet, Allowed: d.Shadow.Allow, Policies: d.Shadow.Policies, Error: d.Shadow.Err}
+	}
+	if r := d.Rollout; r != nil {
+		e.Rollout = &decisionlog.Rollout{Candidate: r.Candidate, Stage: r.Stage, Revision: r.Revision, Enforced: d.Route.PolicySet,
+			Outcome: r.Outcome(), CurrentAllowed: r.CurrentAllow, CandidateAllowed: r.CandidateAllow,
+			CandidatePolicies: r.CandidatePolicies, CandidateErrors: r.CandidateErrors, Error: r.CandidateErr}
+		if r.Stage == contract.StageCanary {
+			e.Rollout.Canary = FormatPercent(r.Canary)
+		}
+		if r.CandidateEnforced {
+			e.Rollout.Enforced = r.Candidate
+		}
 	}
 	return e
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/meshguard/meshguard/internal/contract"
 )
 
 // In Envoy's HTTP service mode the authorizer receives a copy of the
@@ -15,14 +17,13 @@ import (
 // (forward_client_cert_details: SANITIZE_SET). Because the sidecar strips
 // client-supplied x-meshguard-* headers first, clients cannot forge them —
 // so this listener must only be reachable by the sidecar.
-var routeHeaders = map[string]string{
-	"x-meshguard-route":   ExtRoute,
-	"x-meshguard-service": ExtService,
-	"x-meshguard-policy":  ExtPolicy,
-	"x-meshguard-mode":    ExtMode,
-	"x-meshguard-shadow":  ExtShadow,
-	"x-meshguard-action":  ExtAction,
-}
+var routeHeaders = func() map[string]string {
+	m := make(map[string]string, len(contract.Extensions))
+	for _, k := range contract.Extensions {
+		m[contract.Header(k)] = k
+	}
+	return m
+}()
 
 // authHeadersToRemove is the response header Envoy's HTTP ext_authz reads to
 // remove headers from the upstream request.

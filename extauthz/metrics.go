@@ -18,6 +18,7 @@ type Metrics struct {
 	EvalErrors      *prometheus.CounterVec
 	DecisionDropped prometheus.Counter
 	DecisionCache   *prometheus.CounterVec
+	Rollout         *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -62,11 +63,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		DecisionCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshguard_authz_decision_cache_total",
-			Help: "Policy evaluations by decision cache outcome: hit, miss, or bypass (a key over 1 KiB, or a meshguard.shadow candidate set beside the enforced one).",
+			Help: "Policy evaluations by decision cache outcome: hit, miss, or bypass (a key over 1 KiB). A route with a candidate set beside its own makes two evaluations per request.",
 		}, []string{"result"}),
+		Rollout: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_authz_rollout_decisions_total",
+			Help: "Requests of rollout routes by route, current policy set, candidate set and how the candidate decided compared with the current set: same, allow_to_deny, deny_to_allow, or error (the candidate failed to evaluate or is not loaded).",
+		}, []string{"route", "set", "candidate", "outcome"}),
 	}
 	reg.MustRegister(m.Decisions, m.Latency, m.JWTFailures, m.Reloads, m.ReloadErrors,
-		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped, m.DecisionCache)
+		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped, m.DecisionCache, m.Rollout)
 	return m
 }
 

@@ -166,7 +166,7 @@ func overwrite(hs []header) []*corev3.HeaderValueOption {
 // dynamicMetadata is emitted on every response; Envoy stores it under the
 // ext_authz filter's namespace for access logs and later filters.
 func dynamicMetadata(d *Decision) *structpb.Struct {
-	a := newValues(len(d.Policies)+6, 2) // the strings and bools below
+	a := newValues(len(d.Policies)+7, 3) // the strings and bools below
 	policies := make([]*structpb.Value, len(d.Policies))
 	for i, p := range d.Policies {
 		policies[i] = a.str(p)
@@ -176,6 +176,9 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	n := 8
 	if d.Would != nil {
 		n++
+	}
+	if d.Rollout != nil {
+		n += 2
 	}
 	f := make(map[string]*structpb.Value, n)
 	f["decision_id"] = a.str(d.ID)
@@ -190,6 +193,10 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	}
 	if d.Would != nil {
 		f["would_allow"] = a.bool(d.Would.Allow)
+	}
+	if d.Rollout != nil {
+		f["candidate"] = a.str(d.Rollout.Candidate)
+		f["candidate_enforced"] = a.bool(d.Rollout.CandidateEnforced)
 	}
 	return &structpb.Struct{Fields: f}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/yamlfile"
 )
 
@@ -133,7 +133,7 @@ var (
 )
 
 // FilterKinds are the wasm filters meshguard ships, in chain order.
-var FilterKinds = []string{"validate", "headers", "ratelimit"}
+var FilterKinds = contract.FilterKinds
 
 type validator struct{ errs []FieldError }
 
@@ -240,7 +240,7 @@ func (m *Mesh) validate(sets func(string) bool) []FieldError {
 			v.add(p+".port", "%d is already the port of service %q (callers' sidecars listen on it)", svc.Port, other)
 		}
 		ports[svc.Port] = svc.Name
-		if !policy.ValidSetName(svc.Policy) {
+		if !contract.ValidSetName(svc.Policy) {
 			v.add(p+".policy", "%q is not a valid policy set name", svc.Policy)
 		}
 		for j, r := range svc.Routes {
@@ -377,7 +377,7 @@ func validateRoute(v *validator, p string, r Route, sets func(string) bool) {
 		if f.set == "" {
 			continue
 		}
-		if !policy.ValidSetName(f.set) {
+		if !contract.ValidSetName(f.set) {
 			v.add(p+"."+f.key, "%q is not a valid policy set name", f.set)
 		} else if sets != nil && !r.Public && !sets(f.set) {
 			v.add(p+"."+f.key, "policy set %q does not exist", f.set)

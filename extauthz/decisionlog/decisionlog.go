@@ -41,10 +41,11 @@ type Entry struct {
 	Policies      []string      `json:"policies,omitempty"`
 	Errors        []PolicyError `json:"errors,omitempty"`
 	// WouldAllow is set in shadow mode: what enforcement would have done.
-	WouldAllow  *bool   `json:"would_allow,omitempty"`
-	WouldReason string  `json:"would_reason,omitempty"`
-	Shadow      *Shadow `json:"shadow,omitempty"`
-	DurationUS  int64   `json:"duration_us"`
+	WouldAllow  *bool    `json:"would_allow,omitempty"`
+	WouldReason string   `json:"would_reason,omitempty"`
+	Shadow      *Shadow  `json:"shadow,omitempty"`
+	Rollout     *Rollout `json:"rollout,omitempty"`
+	DurationUS  int64    `json:"duration_us"`
 }
 
 // PolicyError is a policy that failed to evaluate.
@@ -59,6 +60,24 @@ type Shadow struct {
 	Allowed   bool     `json:"allowed"`
 	Policies  []string `json:"policies,omitempty"`
 	Error     string   `json:"error,omitempty"`
+}
+
+// Rollout is what both sets of a rollout route decided. Enforced names the
+// set whose decision was enforced: the candidate for callers in a canary's
+// share, the route's policy_set otherwise.
+type Rollout struct {
+	Candidate string `json:"candidate"`
+	Stage     string `json:"stage"`
+	Canary    string `json:"canary,omitempty"`
+	Revision  string `json:"revision,omitempty"`
+	Enforced  string `json:"enforced"`
+	// Outcome is same, allow_to_deny, deny_to_allow or error.
+	Outcome           string   `json:"outcome"`
+	CurrentAllowed    bool     `json:"current_allowed"`
+	CandidateAllowed  bool     `json:"candidate_allowed"`
+	CandidatePolicies []string `json:"candidate_policies,omitempty"`
+	CandidateErrors   int      `json:"candidate_errors,omitempty"`
+	Error             string   `json:"error,omitempty"`
 }
 
 // Logger is an asynchronous decision log. A nil *Logger discards entries.

@@ -69,6 +69,29 @@ func (e *Entry) AppendJSON(b []byte) []byte {
 		b = appendField(b, "error", s.Error, true)
 		b = append(b, '}')
 	}
+	if r := e.Rollout; r != nil {
+		b = append(b, `,"rollout":{"candidate":`...)
+		b = appendString(b, r.Candidate)
+		b = appendField(b, "stage", r.Stage, false)
+		b = appendField(b, "canary", r.Canary, true)
+		b = appendField(b, "revision", r.Revision, true)
+		b = appendField(b, "enforced", r.Enforced, false)
+		b = appendField(b, "outcome", r.Outcome, false)
+		b = append(b, `,"current_allowed":`...)
+		b = strconv.AppendBool(b, r.CurrentAllowed)
+		b = append(b, `,"candidate_allowed":`...)
+		b = strconv.AppendBool(b, r.CandidateAllowed)
+		if len(r.CandidatePolicies) > 0 {
+			b = append(b, `,"candidate_policies":`...)
+			b = appendStrings(b, r.CandidatePolicies)
+		}
+		if r.CandidateErrors != 0 {
+			b = append(b, `,"candidate_errors":`...)
+			b = strconv.AppendInt(b, int64(r.CandidateErrors), 10)
+		}
+		b = appendField(b, "error", r.Error, true)
+		b = append(b, '}')
+	}
 	b = append(b, `,"duration_us":`...)
 	b = strconv.AppendInt(b, e.DurationUS, 10)
 	return append(b, '}')

@@ -34,6 +34,10 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		DurationUS: 42,
 	})
 	sameAsEncodingJSON(t, &Entry{WouldAllow: &yes, Shadow: &Shadow{}})
+	sameAsEncodingJSON(t, &Entry{Rollout: &Rollout{}})
+	sameAsEncodingJSON(t, &Entry{Rollout: &Rollout{Candidate: "orders-v2", Stage: "canary", Canary: "12.5", Revision: "r1-ab",
+		Enforced: "orders-v2", Outcome: "allow_to_deny", CurrentAllowed: true, CandidatePolicies: []string{"orders-v2/a.cedar#x"},
+		CandidateErrors: 2, Error: "e\n"}})
 }
 
 func FuzzAppendJSON(f *testing.F) {
@@ -41,5 +45,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, path, detail string, d int64) {
 		sameAsEncodingJSON(t, &Entry{Time: time.Unix(d%1e10, 0).UTC(), DecisionID: id, Path: path, Detail: detail,
 			Policies: []string{detail}, DurationUS: d})
+		sameAsEncodingJSON(t, &Entry{DecisionID: id, Rollout: &Rollout{Candidate: path, Stage: detail, Canary: id, Revision: detail,
+			CandidatePolicies: []string{path}, CandidateErrors: int(d % 1000)}})
 	})
 }

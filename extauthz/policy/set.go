@@ -13,31 +13,15 @@ import (
 	"strings"
 
 	"github.com/cedar-policy/cedar-go"
+
+	"github.com/meshguard/meshguard/internal/contract"
 )
 
 // DefaultSet is the set formed by the *.cedar files at the root of the policy directory.
-const DefaultSet = "default"
+const DefaultSet = contract.DefaultSet
 
 // MaxFileSize bounds a single policy file.
 const MaxFileSize = 4 << 20
-
-// ValidSetName reports whether name can name a policy set: 1 to 128 ASCII
-// letters, digits, '.', '_' or '-', starting with a letter or digit. It is
-// checked on every request (the route's set), so it is a loop, not a regexp.
-func ValidSetName(name string) bool {
-	if len(name) == 0 || len(name) > 128 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Set is one immutable, parsed policy set.
 type Set struct {
@@ -170,7 +154,7 @@ func readDir(root string) (map[string][]source, error) {
 		}
 		switch {
 		case fi.IsDir():
-			if !ValidSetName(e.Name()) {
+			if !contract.ValidSetName(e.Name()) {
 				return nil, fmt.Errorf("%s: directory name is not a valid policy set name (letters, digits, '.', '_', '-')", p)
 			}
 			files, err := readTree(p, "")
