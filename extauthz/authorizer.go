@@ -473,7 +473,7 @@ func logEntry(d *Decision, attrs *Attributes, at time.Time, elapsed time.Duratio
 			Outcome: r.Outcome(), CurrentAllowed: r.CurrentAllow, CandidateAllowed: r.CandidateAllow,
 			CandidatePolicies: r.CandidatePolicies, CandidateErrors: r.CandidateErrors, Error: r.CandidateErr}
 		if r.Stage == contract.StageCanary {
-			e.Rollout.Canary = FormatPercent(r.Canary)
+			e.Rollout.Canary = contract.FormatPercent(r.Canary)
 		}
 		if r.CandidateEnforced {
 			e.Rollout.Enforced = r.Candidate

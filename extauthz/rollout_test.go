@@ -67,43 +67,6 @@ func TestRolloutExtensionsAreCheckedAndDenyWhenInconsistent(t *testing.T) {
 	}
 }
 
-func TestParsePercent(t *testing.T) {
-	for in, want := range map[string]int{"0": 0, "10": 1000, "2.5": 250, "0.25": 25, "99.99": 9999, "100": 10000, "100.00": 10000, "007": 700} {
-		if got, ok := ParsePercent(in); !ok || got != want {
-			t.Errorf("ParsePercent(%q) = %d, %v; want %d", in, got, ok, want)
-		}
-		if in == "007" || in == "100.00" {
-			continue
-		}
-		if back := FormatPercent(want); back != in {
-			t.Errorf("FormatPercent(%d) = %q, want %q", want, back, in)
-		}
-	}
-	for _, in := range []string{"", "101", "100.01", "1000", "-1", "+1", "1e1", "NaN", "10.", ".5", "1.234", "10%", " 1", "1,5", "0x1"} {
-		if got, ok := ParsePercent(in); ok {
-			t.Errorf("ParsePercent(%q) = %d, want refused", in, got)
-		}
-	}
-}
-
-func FuzzParsePercent(f *testing.F) {
-	for _, s := range []string{"10", "2.5", "100", "1e1", "."} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		bp, ok := ParsePercent(s)
-		if !ok {
-			return
-		}
-		if bp < 0 || bp > 10000 {
-			t.Fatalf("ParsePercent(%q) = %d, outside 0-10000", s, bp)
-		}
-		if again, ok := ParsePercent(FormatPercent(bp)); !ok || again != bp {
-			t.Fatalf("FormatPercent(%d) = %q does not read back", bp, FormatPercent(bp))
-		}
-	})
-}
-
 // At the shadow stage the current set is enforced and each request is
 // counted by how the candidate would have decided it.
 func TestRolloutShadowCountsEachOutcome(t *testing.T) {

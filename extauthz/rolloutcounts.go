@@ -154,7 +154,7 @@ func (t *rolloutTable) status() RolloutStatus {
 			CandidateEnforced: c.enforced.Load(),
 		}
 		if c.key.stage == contract.StageCanary {
-			s.Canary = FormatPercent(c.key.canary)
+			s.Canary = contract.FormatPercent(c.key.canary)
 		}
 		s.Requests = s.Same + s.AllowToDeny + s.DenyToAllow + s.Errors
 		st.Steps = append(st.Steps, s)

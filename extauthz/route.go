@@ -113,7 +113,7 @@ func (r *Route) readRollout(canary string, hasCanary bool) error {
 			return fmt.Errorf("%s is only for stage %s", ExtCanary, contract.StageCanary)
 		}
 	case contract.StageCanary:
-		bp, ok := ParsePercent(canary)
+		bp, ok := contract.ParsePercent(canary)
 		if !ok {
 			return fmt.Errorf("%s %q: want a percentage from 0 to 100 with at most two decimals", ExtCanary, canary)
 		}
@@ -122,50 +122,4 @@ func (r *Route) readRollout(canary string, hasCanary bool) error {
 		return fmt.Errorf("%s %q: want %s or %s with %s", ExtStage, r.Stage, contract.StageShadow, contract.StageCanary, ExtCandidate)
 	}
 	return nil
-}
-
-// ParsePercent reads a percentage from 0 to 100 with at most two decimals
-// ("10", "2.5", "0.25") as basis points. It is read for every request of a
-// canary route, so it does not go through strconv's float parsing (which
-// would also accept "1e1", "NaN" and rounding).
-func ParsePercent(s string) (int, bool) {
-	whole, frac := s, ""
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			whole, frac = s[:i], s[i+1:]
-			if frac == "" {
-				return 0, false
-			}
-			break
-		}
-	}
-	if whole == "" || len(whole) > 3 || len(frac) > 2 {
-		return 0, false
-	}
-	n := 0
-	for _, part := range []string{whole, frac} {
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			n = n*10 + int(c-'0')
-		}
-	}
-	for range 2 - len(frac) {
-		n *= 10
-	}
-	return n, n <= 10000
-}
-
-// FormatPercent writes basis points as ParsePercent reads them.
-func FormatPercent(bp int) string {
-	s := fmt.Sprintf("%d.%02d", bp/100, bp%100)
-	switch {
-	case bp%100 == 0:
-		return s[:len(s)-3]
-	case bp%10 == 0:
-		return s[:len(s)-1]
-	}
-	return s
 }

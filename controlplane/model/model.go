@@ -8,9 +8,11 @@
 package model
 
 import (
+	"strings"
 	"time"
 
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/contract"
 )
 
 // APIVersion and Kind identify a mesh document.
@@ -120,6 +122,116 @@ type Route struct {
 	Action string `yaml:"action"`
 	// Public routes skip the authorizer entirely (health checks, public assets).
 	Public bool `yaml:"public"`
+	// Rollout moves the route from Policy to a candidate set, stage by stage.
+	Rollout *Rollout `yaml:"rollout"`
+
+	// Step is where the rollout stands, set by the rollout controller (it
+	// is not part of the document). Nil: the route's declared stage.
+	Step *RolloutStep `yaml:"-"`
+}
+
+// Rollout declares a policy change of one route: the candidate set and the
+// stage it is at, shadow → canary → enforce, and optional gates under
+// which the control plane's rollout controller promotes it by itself.
+type Rollout struct {
+	// Candidate is the policy set rolled out in place of the route's policy.
+	Candidate string `yaml:"candidate"`
+	// Stage is shadow (the candidate evaluated beside the current set,
+	// never enforced), canary (the candidate enforced for a share of
+	// callers) or enforce (the candidate is the route's set).
+	Stage string `yaml:"stage"`
+	// Percent is the canary's share of callers (0-100, two decimals).
+	Percent Percent `yaml:"percent"`
+	// Steps are canary shares walked through in order, instead of Percent.
+	Steps []Percent `yaml:"steps"`
+	// Gates, when set, let the controller promote the rollout after each
+	// stage and roll it back as soon as one fails.
+	Gates *Gates `yaml:"gates"`
+}
+
+// Gates are the conditions for leaving a stage, judged on the requests of
+// that stage alone (both sets evaluated for each).
+type Gates struct {
+	// MinRequests compared before a stage may be promoted.
+	MinRequests uint64 `yaml:"minRequests"`
+	// MaxAllowToDeny is the largest share of requests (percent) the
+	// candidate may deny that the current set allows.
+	MaxAllowToDeny Percent `yaml:"maxAllowToDeny"`
+	// MaxDenyToAllow is the largest share the candidate may allow that the
+	// current set denies.
+	MaxDenyToAllow Percent `yaml:"maxDenyToAllow"`
+	// MaxErrors is the most requests for which the candidate may fail to evaluate.
+	MaxErrors uint64 `yaml:"maxErrors"`
+	// MinDwell is the least time spent in each stage.
+	MinDwell Duration `yaml:"minDwell"`
+}
+
+// Percent is a share written 10, 2.5 or "10%": from 0 to 100, at most two
+// decimals. Empty means unset.
+type Percent string
+
+// BasisPoints is the share in 1/100 of a percent; false when p is not a
+// percentage from 0 to 100 with at most two decimals. Unset is 0.
+func (p Percent) BasisPoints() (int, bool) {
+	if p == "" {
+		return 0, true
+	}
+	return contract.ParsePercent(strings.TrimSuffix(strings.TrimSpace(string(p)), "%"))
+}
+
+// CanarySteps are the rollout's canary shares in basis points, in order
+// (Steps, else Percent); none when the rollout has no canary stage.
+func (ro *Rollout) CanarySteps() []int {
+	var out []int
+	if ro.Percent != "" {
+		bp, _ := ro.Percent.BasisPoints()
+		return []int{bp}
+	}
+	for _, s := range ro.Steps {
+		bp, _ := s.BasisPoints()
+		out = append(out, bp)
+	}
+	return out
+}
+
+// EffectiveStep is the rollout step the route is translated at: the
+// controller's (Step) when set, else the declared stage (and, at canary,
+// the first share). Nil when the route has no rollout.
+func (r *Route) EffectiveStep() *RolloutStep {
+	if r.Step != nil {
+		return r.Step
+	}
+	ro := r.Rollout
+	if ro == nil {
+		return nil
+	}
+	switch ro.Stage {
+	case contract.StageShadow:
+		return &RolloutStep{Policy: r.Policy, Candidate: ro.Candidate, Stage: contract.StageShadow}
+	case contract.StageCanary:
+		st := &RolloutStep{Policy: r.Policy, Candidate: ro.Candidate, Stage: contract.StageCanary}
+		if steps := ro.CanarySteps(); len(steps) > 0 {
+			st.Canary = steps[0]
+		}
+		return st
+	}
+	return &RolloutStep{Policy: ro.Candidate, Stage: contract.StageEnforce}
+}
+
+// RolloutStep is a rollout's position, as the translator turns it into the
+// route's context extensions.
+type RolloutStep struct {
+	// Policy is the set enforced for callers outside a canary's share:
+	// the route's policy, or the candidate once the rollout is enforced.
+	Policy string
+	// Candidate is the set evaluated beside Policy at Stage shadow or
+	// canary; empty once the rollout is enforced or rolled back.
+	Candidate string
+	Stage     string
+	// Canary is the candidate's share at Stage canary, in basis points.
+	Canary int
+	// Revision identifies the step (meshguard.rollout).
+	Revision string
 }
 
 // RouteMatch selects requests. Exactly one of Prefix, Path, Regex.

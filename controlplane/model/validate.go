@@ -386,6 +386,72 @@ func validateRoute(v *validator, p string, r Route, sets func(string) bool) {
 	if r.Action != "" && len(r.Action) > 128 {
 		v.add(p+".action", "too long")
 	}
+	if r.Rollout != nil {
+		validateRollout(v, p, r, sets)
+	}
+}
+
+// validateRollout checks a route's rollout: a real, different candidate
+// set, a known stage, shares from 0 to 100 and gates that can be judged.
+func validateRollout(v *validator, p string, r Route, sets func(string) bool) {
+	ro := r.Rollout
+	p += ".rollout"
+	switch {
+	case r.Public:
+		v.add(p, "a public route skips the authorizer: it has no policy to roll out")
+	case r.Shadow != "":
+		v.add(p, "a rollout evaluates its candidate beside the route's policy already: remove shadow")
+	}
+	switch {
+	case ro.Candidate == "":
+		v.add(p+".candidate", "required: the policy set rolled out")
+	case !contract.ValidSetName(ro.Candidate):
+		v.add(p+".candidate", "%q is not a valid policy set name", ro.Candidate)
+	case ro.Candidate == r.Policy:
+		v.add(p+".candidate", "%q is already the route's policy", ro.Candidate)
+	case sets != nil && !sets(ro.Candidate):
+		v.add(p+".candidate", "policy set %q does not exist", ro.Candidate)
+	}
+	switch ro.Stage {
+	case contract.StageShadow, contract.StageCanary, contract.StageEnforce:
+	default:
+		v.add(p+".stage", "%q: want shadow, canary or enforce", ro.Stage)
+	}
+	if ro.Percent != "" && len(ro.Steps) > 0 {
+		v.add(p, "set percent or steps, not both")
+	}
+	if ro.Percent != "" {
+		if _, ok := ro.Percent.BasisPoints(); !ok {
+			v.add(p+".percent", "%q: want a percentage from 0 to 100 with at most two decimals", string(ro.Percent))
+		}
+	}
+	last := -1
+	for i, st := range ro.Steps {
+		bp, ok := st.BasisPoints()
+		switch {
+		case !ok:
+			v.add(fmt.Sprintf("%s.steps[%d]", p, i), "%q: want a percentage from 0 to 100 with at most two decimals", string(st))
+		case bp <= last:
+			v.add(fmt.Sprintf("%s.steps[%d]", p, i), "%s: canary steps must grow", string(st))
+		}
+		last = bp
+	}
+	if ro.Stage == contract.StageCanary && ro.Percent == "" && len(ro.Steps) == 0 {
+		v.add(p+".percent", "required at stage canary (or steps)")
+	}
+	if g := ro.Gates; g != nil {
+		for _, f := range []struct {
+			key string
+			pc  Percent
+		}{{"maxAllowToDeny", g.MaxAllowToDeny}, {"maxDenyToAllow", g.MaxDenyToAllow}} {
+			if _, ok := f.pc.BasisPoints(); f.pc != "" && !ok {
+				v.add(p+".gates."+f.key, "%q: want a percentage from 0 to 100 with at most two decimals", string(f.pc))
+			}
+		}
+		if g.MinDwell.Duration < 0 {
+			v.add(p+".gates.minDwell", "must not be negative")
+		}
+	}
 }
 
 func checkHostPort(v *validator, path, addr string, required bool) {

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/internal/contract"
 )
 
 // Names of resources and filters (see the package documentation).
@@ -35,9 +36,9 @@ const (
 	IngressListener = "ingress"
 	LocalCluster    = "inbound|local"
 	AuthzCluster    = "meshguard-authz"
-	SecretSVID      = "default"
-	SecretBundle    = "ROOTCA"
-	SecretAll       = "ALL" // own and federated bundles
+	SecretSVID      = contract.SecretSVID
+	SecretBundle    = contract.SecretBundle
+	SecretAll       = contract.SecretAll // own and federated bundles
 	// SPIREAgentCluster is the bootstrap's static cluster to the SPIRE agent's SDS socket.
 	SPIREAgentCluster = "spire_agent"
 
@@ -271,7 +272,7 @@ func (t *translator) buildInboundHCM(statPrefix string) *listenerv3.Filter {
 	strip := &headermutationv3.HeaderMutation{Mutations: &headermutationv3.Mutations{
 		RequestMutations: []*mutationv3.HeaderMutation{{Action: &mutationv3.HeaderMutation_RemoveOnMatch_{
 			RemoveOnMatch: &mutationv3.HeaderMutation_RemoveOnMatch{KeyMatcher: &matcherv3.StringMatcher{
-				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "x-meshguard-"}}},
+				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: contract.HeaderPrefix}}},
 		}}},
 	}}
 	filters := []*hcmv3.HttpFilter{
@@ -318,27 +319,51 @@ func (t *translator) inboundRoutes() *routev3.RouteConfiguration {
 		Domains: []string{"*"},
 		// Service-wide settings live on the virtual host; routes add theirs
 		// (context extensions merge, the more specific key winning).
-		TypedPerFilterConfig: t.extAuthzPerRoute(map[string]string{
-			"meshguard.service": t.svc.Name,
-			"meshguard.policy":  t.svc.Policy,
-		}, false),
+		TypedPerFilterConfig: t.extAuthzPerRoute(ServiceExtensions(t.svc), false),
 	}
-	for _, r := range t.svc.Routes {
-		ext := map[string]string{"meshguard.route": r.ID, "meshguard.policy": r.Policy, "meshguard.mode": r.Mode}
-		if r.Shadow != "" {
-			ext["meshguard.shadow"] = r.Shadow
-		}
-		if r.Action != "" {
-			ext["meshguard.action"] = r.Action
-		}
+	for i := range t.svc.Routes {
+		r := &t.svc.Routes[i]
 		vh.Routes = append(vh.Routes, &routev3.Route{
 			Name:                 r.ID,
 			Match:                routeMatch(r.Match),
 			Action:               t.routeTo(LocalCluster, t.svc.Protocol),
-			TypedPerFilterConfig: t.extAuthzPerRoute(ext, r.Public),
+			TypedPerFilterConfig: t.extAuthzPerRoute(RouteExtensions(r), r.Public),
 		})
 	}
 	return &routev3.RouteConfiguration{Name: InboundRoutes(t.svc.Name), VirtualHosts: []*routev3.VirtualHost{vh}}
+}
+
+// ServiceExtensions are the context extensions of a service's virtual
+// host: the Cedar resource and the routes' default policy set.
+func ServiceExtensions(svc *model.Service) map[string]string {
+	return map[string]string{contract.ExtService: svc.Name, contract.ExtPolicy: svc.Policy}
+}
+
+// RouteExtensions are a route's own context extensions (the contract with
+// the authorizer), its rollout at the step in force included: the
+// candidate and stage while it is compared, the candidate as the route's
+// policy once it is enforced.
+func RouteExtensions(r *model.Route) map[string]string {
+	ext := map[string]string{contract.ExtRoute: r.ID, contract.ExtPolicy: r.Policy, contract.ExtMode: r.Mode}
+	if r.Shadow != "" {
+		ext[contract.ExtShadow] = r.Shadow
+	}
+	if r.Action != "" {
+		ext[contract.ExtAction] = r.Action
+	}
+	if st := r.EffectiveStep(); st != nil {
+		ext[contract.ExtPolicy] = st.Policy
+		if st.Candidate != "" {
+			ext[contract.ExtCandidate], ext[contract.ExtStage] = st.Candidate, st.Stage
+			if st.Stage == contract.StageCanary {
+				ext[contract.ExtCanary] = contract.FormatPercent(st.Canary)
+			}
+			if st.Revision != "" {
+				ext[contract.ExtRollout] = st.Revision
+			}
+		}
+	}
+	return ext
 }
 
 func (t *translator) routeTo(cluster, protocol string) *routev3.Route_Route {

@@ -22,14 +22,15 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Secret names, as SPIRE's agent serves them.
 const (
-	SecretSVID   = "default"
-	SecretBundle = "ROOTCA"
-	SecretAll    = "ALL"
+	SecretSVID   = contract.SecretSVID
+	SecretBundle = contract.SecretBundle
+	SecretAll    = contract.SecretAll
 )
 
 // localNode is the one node every client is served as: the secrets are this

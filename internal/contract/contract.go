@@ -9,7 +9,10 @@
 // package instead of spelling the strings themselves.
 package contract
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Context extension keys (ExtAuthzPerRoute.check_settings.context_extensions).
 // The control plane sets ExtService and the route's default ExtPolicy on
@@ -148,4 +151,50 @@ func CanaryBucket(route, principal string) int {
 	h *= 0x94d049bb133111eb
 	h ^= h >> 31
 	return int(h % CanaryBuckets)
+}
+
+// ParsePercent reads a percentage from 0 to 100 with at most two decimals
+// ("10", "2.5", "0.25") as basis points. It is read for every request of a
+// canary route, so it does not go through strconv's float parsing (which
+// would also accept "1e1", "NaN" and rounding).
+func ParsePercent(s string) (int, bool) {
+	whole, frac := s, ""
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			whole, frac = s[:i], s[i+1:]
+			if frac == "" {
+				return 0, false
+			}
+			break
+		}
+	}
+	if whole == "" || len(whole) > 3 || len(frac) > 2 {
+		return 0, false
+	}
+	n := 0
+	for _, part := range []string{whole, frac} {
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+	}
+	for range 2 - len(frac) {
+		n *= 10
+	}
+	return n, n <= 10000
+}
+
+// FormatPercent writes basis points as ParsePercent reads them.
+func FormatPercent(bp int) string {
+	s := fmt.Sprintf("%d.%02d", bp/100, bp%100)
+	switch {
+	case bp%100 == 0:
+		return s[:len(s)-3]
+	case bp%10 == 0:
+		return s[:len(s)-1]
+	}
+	return s
 }

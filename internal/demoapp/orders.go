@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/controlplane/translate"
 )
 
 // Orders is the orders gRPC server. gRPC-Go has no ext_authz filter, so it
@@ -132,34 +135,21 @@ func (o *Orders) authorize(ctx context.Context, method, path string) (*OrderRepl
 	}
 }
 
-// RouteExtensions are the context extensions the control plane sets for the
-// service's first route matching method and path (the meshguard.* contract).
+// RouteExtensions are the context extensions a sidecar would send for the
+// service's first route matching method and path: the translator's own
+// (translate.ServiceExtensions merged with translate.RouteExtensions).
 func RouteExtensions(svc *model.Service, method, path string) map[string]string {
-	ext := map[string]string{"meshguard.service": svc.Name, "meshguard.policy": svc.Policy}
-	for _, r := range svc.Routes {
+	ext := translate.ServiceExtensions(svc)
+	for i := range svc.Routes {
+		r := &svc.Routes[i]
 		m := r.Match
-		if len(m.Methods) > 0 && !contains(m.Methods, method) {
+		if len(m.Methods) > 0 && !slices.Contains(m.Methods, method) {
 			continue
 		}
 		if (m.Prefix != "" && strings.HasPrefix(path, m.Prefix)) || (m.Path != "" && m.Path == path) {
-			ext["meshguard.route"], ext["meshguard.policy"], ext["meshguard.mode"] = r.ID, r.Policy, r.Mode
-			if r.Shadow != "" {
-				ext["meshguard.shadow"] = r.Shadow
-			}
-			if r.Action != "" {
-				ext["meshguard.action"] = r.Action
-			}
+			maps.Copy(ext, translate.RouteExtensions(r))
 			break
 		}
 	}
 	return ext
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
