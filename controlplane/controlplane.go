@@ -31,7 +31,6 @@ import (
 	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/identity/sds"
 	"github.com/meshguard/meshguard/internal/contract"
-	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Builder turns a mesh into per-node snapshots and pushes them into the
@@ -66,18 +65,17 @@ func (b *Builder) Mesh() *model.Mesh {
 	return b.mesh
 }
 
-// LoadFile reads, validates and applies a mesh file. Policy sets named by
-// routes must exist in spec.policies (relative to the file) when it is set.
-func (b *Builder) LoadFile(path string) error {
+// LoadMesh reads and validates a mesh file (ParseMesh).
+func LoadMesh(path string) (*model.Mesh, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, err := ParseMesh(path, data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return b.Apply(m)
+	return m, nil
 }
 
 // ParseMesh validates a mesh document read from path, checking route policy
@@ -100,7 +98,14 @@ func ParseMesh(path string, data []byte) (*model.Mesh, error) {
 			return nil, fmt.Errorf("spec.policies: %w", err)
 		}
 		sets = func(s string) bool { return s == contract.DefaultSet || slices.Contains(names, s) }
-		if m, err = model.Parse(data, sets); err != nil {
+		// A rollout's candidate must load now: the authorizer would keep
+		// the candidate's last good version, or have none, and the rollout
+		// would compare against something other than the file's text.
+		candidate := func(s string) error {
+			_, err := policy.LoadSet(dir, s)
+			return err
+		}
+		if m, err = model.ParseWith(data, model.Checks{Sets: sets, Candidate: candidate}); err != nil {
 			return nil, err
 		}
 		m.Spec.Policies = dir
@@ -280,20 +285,15 @@ func (b *Builder) svidFor(ca *devca.CA, id, workload string) (*devca.SVID, error
 	return ca.Issue(sid, b.ttl)
 }
 
-// Rotate refreshes federated bundles, re-issues SVIDs past half-life and
-// republishes (only what changed is pushed); call it periodically.
-func (b *Builder) Rotate(ctx context.Context) error {
-	m := b.Mesh()
-	if m == nil {
-		return nil
-	}
+// RefreshBundles refetches the federated trust domains' bundles (failures
+// are logged; the last good bundles stay). The next Apply serves them.
+func (b *Builder) RefreshBundles(ctx context.Context) {
 	b.mu.Lock()
 	fed := b.fed
 	b.mu.Unlock()
 	if fed != nil {
-		_ = fed.Refresh(ctx) // failures are logged; last good bundles stay
+		_ = fed.Refresh(ctx)
 	}
-	return b.Apply(m)
 }
 
 func (b *Builder) snapshot(in *xds.Interner, r *translate.Resources) (xds.Snapshot, error) {
@@ -328,13 +328,4 @@ func (b *Builder) snapshot(in *xds.Interner, r *translate.Resources) (xds.Snapsh
 		}
 	}
 	return snap, nil
-}
-
-// RunRotation calls Rotate every interval until ctx ends.
-func (b *Builder) RunRotation(ctx context.Context, interval time.Duration) {
-	periodic.Every(ctx, interval, func(ctx context.Context) {
-		if err := b.Rotate(ctx); err != nil {
-			b.log.Error("SVID rotation failed", "err", err)
-		}
-	})
 }

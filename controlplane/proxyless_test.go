@@ -232,7 +232,7 @@ func TestProxylessFollowsEndpointChanges(t *testing.T) {
 	}
 	// orders moves to a new instance; the old one goes away.
 	e.writeMesh(port, fmt.Sprintf("orders-1:%d", port1))
-	if err := e.cp.Builder.LoadFile(e.mesh); err != nil {
+	if err := e.cp.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	e.serve("orders-1", ordersID, lis1)

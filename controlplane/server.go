@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,9 +25,12 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/controlplane/rollout"
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/filewatch"
+	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Config configures a control plane process.
@@ -44,6 +46,19 @@ type Config struct {
 	// TLS serves ADS over mTLS. Then a node's secrets are served only to a
 	// stream whose peer SPIFFE ID is that node's workload identity.
 	TLS *identity.TLSConfig
+
+	// RolloutDir holds the rollout controller's state and audit trail
+	// (default: .meshguard/rollouts beside the mesh file).
+	RolloutDir string
+	// RolloutInterval is how often rollout gates are judged (default 10s).
+	RolloutInterval time.Duration
+	// AuthzAdmin are the admin addresses of the authorizers whose rollout
+	// counts the gates judge: every replica.
+	AuthzAdmin []string
+	// AdminToken, when set, must be presented as a bearer token to the
+	// admin API's commands (rollout promote, rollback, pause, resume).
+	// Without it, commands are only served on a loopback admin listener.
+	AdminToken string
 }
 
 // Server is a running control plane.
@@ -54,6 +69,7 @@ type Server struct {
 	Tracker  *xds.Tracker
 	Cache    *xds.Cache
 	Builder  *Builder
+	Rollouts *rollout.Controller
 
 	grpc            *grpc.Server
 	admin           *http.Server
@@ -64,6 +80,9 @@ type Server struct {
 	lastErrMu       sync.Mutex
 	secretsAllowedF func(context.Context, string) bool
 	closers         []func()
+
+	applyMu sync.Mutex  // serialises applying the mesh: reloads, rollout moves, rotation
+	spec    *model.Mesh // the last good mesh as its file declares it
 }
 
 // New loads the mesh and prepares the server (nothing listens yet).
@@ -74,6 +93,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.MaxConnectionAge == 0 {
 		cfg.MaxConnectionAge = 30 * time.Minute
 	}
+	if cfg.RolloutDir == "" {
+		cfg.RolloutDir = filepath.Join(filepath.Dir(cfg.MeshPath), ".meshguard", "rollouts")
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tracker := xds.NewTracker(xds.NewMetrics(reg))
@@ -81,9 +103,20 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
 	s.secretsAllowedF = loopbackOnly
-	if err := s.Builder.LoadFile(cfg.MeshPath); err != nil {
+	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Interval: cfg.RolloutInterval, Log: log})
+	if err != nil {
 		return nil, err
 	}
+	s.Rollouts = ctl
+	m, err := LoadMesh(cfg.MeshPath)
+	if err == nil {
+		err = s.apply(m)
+	}
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	ctl.OnChange(s.reapply)
 	if cfg.TLS != nil {
 		s.secretsAllowedF = s.peerIsNode
 	}
@@ -176,7 +209,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		s.log.Error("mesh file not watched; changes need a restart", "err", err)
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if fw != nil {
@@ -185,7 +218,16 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.Builder.RunRotation(ctx, time.Minute)
+		// Federated bundles refreshed and SVIDs past half-life re-issued;
+		// only what changed is pushed.
+		periodic.Every(ctx, time.Minute, func(ctx context.Context) {
+			s.Builder.RefreshBundles(ctx)
+			s.reapply()
+		})
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.Rollouts.Run(ctx)
 	}()
 	s.log.Info("control plane listening", "xds", s.Addr(), "admin", s.AdminAddr(), "mesh", s.cfg.MeshPath)
 	return nil
@@ -224,12 +266,47 @@ func (s *Server) meshWatcher() (*filewatch.Watcher, error) {
 
 // reload re-reads the mesh; a bad edit keeps the last good mesh.
 func (s *Server) reload() {
-	err := s.Builder.LoadFile(s.cfg.MeshPath)
+	if err := s.Reload(); err != nil {
+		s.log.Error("mesh not reloaded; keeping the last good model", "err", err)
+	}
+}
+
+// Reload reads, validates and applies the mesh file now. On error the last
+// good mesh stays in force and the error is reported (LastError, status).
+func (s *Server) Reload() error {
+	m, err := LoadMesh(s.cfg.MeshPath)
+	if err == nil {
+		err = s.apply(m)
+	}
 	s.lastErrMu.Lock()
 	s.lastErr = err
 	s.lastErrMu.Unlock()
-	if err != nil {
-		s.log.Error("mesh not reloaded; keeping the last good model", "err", err)
+	return err
+}
+
+// apply reconciles the rollouts with m and publishes m with every rollout
+// at the step in force.
+func (s *Server) apply(m *model.Mesh) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.Rollouts.Sync(m)
+	if err := s.Builder.Apply(s.Rollouts.Overlay(m)); err != nil {
+		return err
+	}
+	s.spec = m
+	return nil
+}
+
+// reapply publishes the last good mesh again, after a rollout moved or for
+// SVID rotation.
+func (s *Server) reapply() {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.spec == nil {
+		return
+	}
+	if err := s.Builder.Apply(s.Rollouts.Overlay(s.spec)); err != nil {
+		s.log.Error("mesh not republished", "err", err)
 	}
 }
 
@@ -287,11 +364,9 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/proxies", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("content-type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(s.Status())
+		writeJSON(w, http.StatusOK, s.Status())
 	})
+	s.rolloutAPI(mux)
 	return mux
 }
 
@@ -316,6 +391,7 @@ func (s *Server) Stop(ctx context.Context) {
 	for _, c := range s.closers {
 		c()
 	}
+	s.Rollouts.Close()
 }
 
 // Run starts and blocks until ctx ends.

@@ -183,7 +183,7 @@ func TestSotWAckAndContentVersions(t *testing.T) {
 	// A route change moves only the route configuration's version.
 	before := s.Cache.Snapshot("orders-0")
 	edit(t, mesh, "match: {prefix: /catalog, methods: [GET]}", "match: {prefix: /catalog, methods: [GET, HEAD]}")
-	if err := s.Builder.LoadFile(mesh); err != nil {
+	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	after := s.Cache.Snapshot("orders-0")
@@ -221,12 +221,12 @@ func TestNackKeepsLastGoodAndDoesNotStorm(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 	// Reapplying the same config must not resend the rejected version.
-	if err := s.Builder.LoadFile(mesh); err != nil {
+	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	// A new listener version is sent exactly once.
 	edit(t, mesh, "timeout: 250ms", "timeout: 300ms")
-	if err := s.Builder.LoadFile(mesh); err != nil {
+	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	fetch(t, lds)
@@ -271,7 +271,7 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 
 	// orders becomes gRPC: only frontend's outbound|orders cluster changes.
 	edit(t, mesh, "    - name: orders\n      namespace: demo\n", "    - name: orders\n      namespace: demo\n      protocol: grpc\n")
-	if err := s.Builder.LoadFile(mesh); err != nil {
+	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	r2, err := stream.Recv()
@@ -289,7 +289,7 @@ func TestDeltaSendsOnlyChanges(t *testing.T) {
 
 	// Removing the dependency removes the cluster.
 	edit(t, mesh, "calls: [orders]", "calls: []")
-	if err := s.Builder.LoadFile(mesh); err != nil {
+	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	r3, err := stream.Recv()

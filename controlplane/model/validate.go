@@ -47,6 +47,22 @@ func (e FieldError) Error() string {
 // Parse decodes and validates a mesh document. sets reports whether a policy
 // set exists; nil skips that check.
 func Parse(data []byte, sets func(string) bool) (*Mesh, error) {
+	return ParseWith(data, Checks{Sets: sets})
+}
+
+// Checks are the validations that need more than the document: what the
+// policy directory holds.
+type Checks struct {
+	// Sets reports whether a policy set exists; nil skips that check.
+	Sets func(name string) bool
+	// Candidate loads a rollout's candidate set (parse, and type-check
+	// where a schema applies) and says why it cannot be rolled out; nil
+	// skips that check.
+	Candidate func(name string) error
+}
+
+// ParseWith decodes and validates a mesh document with checks.
+func ParseWith(data []byte, checks Checks) (*Mesh, error) {
 	var m Mesh
 	if err := yamlfile.Decode(data, &m); err != nil {
 		return nil, err
@@ -54,7 +70,7 @@ func Parse(data []byte, sets func(string) bool) (*Mesh, error) {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	m.applyDefaults()
-	errs := m.validate(sets)
+	errs := m.validate(checks)
 	for i := range errs {
 		errs[i].Line = lineOf(&root, errs[i].Path)
 	}
@@ -135,14 +151,18 @@ var (
 // FilterKinds are the wasm filters meshguard ships, in chain order.
 var FilterKinds = contract.FilterKinds
 
-type validator struct{ errs []FieldError }
+type validator struct {
+	errs   []FieldError
+	checks Checks
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (m *Mesh) validate(sets func(string) bool) []FieldError {
-	v := &validator{}
+func (m *Mesh) validate(checks Checks) []FieldError {
+	v := &validator{checks: checks}
+	sets := checks.Sets
 	s := &m.Spec
 	if m.APIVersion != APIVersion {
 		v.add("apiVersion", "must be %q", APIVersion)
@@ -411,6 +431,10 @@ func validateRollout(v *validator, p string, r Route, sets func(string) bool) {
 		v.add(p+".candidate", "%q is already the route's policy", ro.Candidate)
 	case sets != nil && !sets(ro.Candidate):
 		v.add(p+".candidate", "policy set %q does not exist", ro.Candidate)
+	case v.checks.Candidate != nil:
+		if err := v.checks.Candidate(ro.Candidate); err != nil {
+			v.add(p+".candidate", "policy set %q cannot be rolled out: %v", ro.Candidate, err)
+		}
 	}
 	switch ro.Stage {
 	case contract.StageShadow, contract.StageCanary, contract.StageEnforce:

@@ -238,5 +238,29 @@ func SetNames(root string) ([]string, error) {
 	return names, nil
 }
 
+// LoadSet reads and parses one set of a policy directory, as a reload
+// would: DefaultSet from the root's files, any other from its subdirectory.
+func LoadSet(root, name string) (*Set, error) {
+	var files []source
+	var err error
+	if name == DefaultSet {
+		var sets map[string][]source
+		if sets, err = readDir(root); err == nil {
+			files = sets[DefaultSet]
+		}
+	} else if !contract.ValidSetName(name) {
+		return nil, fmt.Errorf("%q is not a valid policy set name", name)
+	} else {
+		files, err = readTree(filepath.Join(root, name), "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("policy set %q has no .cedar files", name)
+	}
+	return parseSet(name, files)
+}
+
 // ErrUnknownSet is returned for a set that is not loaded.
 var ErrUnknownSet = errors.New("unknown policy set")
