@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -64,7 +65,9 @@ type Decision struct {
 	// Shadow is the meshguard.shadow candidate set's outcome, when one is set.
 	Shadow *ShadowOutcome
 	// Rollout is what a rollout route's two sets decided.
-	Rollout  *RolloutOutcome
+	Rollout *RolloutOutcome
+	// Request is the Cedar request evaluated, when the log records it.
+	Request  *decisionlog.Request
 	JWTError *jwt.Error
 	// Detail explains a fail-closed denial, for logs only (never sent to clients).
 	Detail string
@@ -168,6 +171,9 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 			}
 		}
 		d.Policies, d.Errors = res.Determining, res.Errors
+		if a.cfg.DecisionLog.RecordRequest {
+			d.Request = recordRequest(&attrs, &route, &caller, a.cfg.RequestHeaders)
+		}
 		switch {
 		case res.Allow:
 			enforced = Outcome{Allow: true, Status: 200, Reason: ReasonAllowed}
@@ -468,6 +474,7 @@ func logEntry(d *Decision, attrs *Attributes, at time.Time, elapsed time.Duratio
 	if d.Shadow != nil {
 		e.Shadow = &decisionlog.Shadow{PolicySet: d.Shadow.PolicySet, Allowed: d.Shadow.Allow, Policies: d.Shadow.Policies, Error: d.Shadow.Err}
 	}
+	e.Request = d.Request
 	if r := d.Rollout; r != nil {
 		e.Rollout = &decisionlog.Rollout{Candidate: r.Candidate, Stage: r.Stage, Revision: r.Revision, Enforced: d.Route.PolicySet,
 			Outcome: r.Outcome(), CurrentAllowed: r.CurrentAllow, CandidateAllowed: r.CandidateAllow,
@@ -487,4 +494,17 @@ func truncateString(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// recordRequest is the Cedar request of a decision for the decision log:
+// the whole context (the evaluation may have built less of it, which
+// decides the same), and the principal entity as the request made it.
+func recordRequest(attrs *Attributes, route *Route, caller *Caller, headers []string) *decisionlog.Request {
+	req := BuildRequest(*attrs, *route, *caller, headers, policy.AllUses())
+	p := cedar.Entity{UID: req.Principal}
+	if pe := caller.principalEntity(); pe != nil {
+		p = *pe
+	}
+	return &decisionlog.Request{Principal: p, Action: types.ImplicitlyMarshaledEntityUID(req.Action),
+		Resource: types.ImplicitlyMarshaledEntityUID(req.Resource), Context: req.Context}
 }

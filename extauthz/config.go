@@ -68,6 +68,12 @@ type DecisionLogConfig struct {
 	// Path is a file, "-" for standard output, or "" (the default) for off.
 	Path   string `yaml:"path"`
 	Buffer int    `yaml:"buffer"`
+	// RecordRequest adds the Cedar request each decision evaluated
+	// (principal entity, action, resource, full context), for
+	// `meshguard policy replay`. It holds what policies can see — the
+	// allow-listed headers, the token's claims, the query — never a
+	// token, a cookie or another header.
+	RecordRequest bool `yaml:"record_request"`
 }
 
 // TracingConfig configures OpenTelemetry tracing (off by default).

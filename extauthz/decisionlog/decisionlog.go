@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
 )
 
 // Entry is one decision. Field names are part of the documented log format
@@ -46,6 +49,19 @@ type Entry struct {
 	Shadow      *Shadow  `json:"shadow,omitempty"`
 	Rollout     *Rollout `json:"rollout,omitempty"`
 	DurationUS  int64    `json:"duration_us"`
+	// Request is the Cedar request evaluated, with decision_log.record_request.
+	Request *Request `json:"request,omitempty"`
+}
+
+// Request is the Cedar request a decision evaluated, as `meshguard policy
+// replay` needs it: the principal entity as the request made it (a token's
+// claims and roles, a SPIFFE ID's attributes; static entities are merged at
+// replay), the action, the resource and the whole context.
+type Request struct {
+	Principal cedar.Entity                       `json:"principal"`
+	Action    types.ImplicitlyMarshaledEntityUID `json:"action"`
+	Resource  types.ImplicitlyMarshaledEntityUID `json:"resource"`
+	Context   cedar.Record                       `json:"context"`
 }
 
 // PolicyError is a policy that failed to evaluate.

@@ -1,6 +1,7 @@
 package decisionlog
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -94,6 +95,13 @@ func (e *Entry) AppendJSON(b []byte) []byte {
 	}
 	b = append(b, `,"duration_us":`...)
 	b = strconv.AppendInt(b, e.DurationUS, 10)
+	if e.Request != nil {
+		// Opt-in, and nested Cedar values: encoding/json it is.
+		if js, err := json.Marshal(e.Request); err == nil {
+			b = append(b, `,"request":`...)
+			b = append(b, js...)
+		}
+	}
 	return append(b, '}')
 }
 
