@@ -28,6 +28,7 @@ import (
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/internal/authztest"
 )
 
 const rolloutMesh = `apiVersion: meshguard.dev/v1alpha1
@@ -61,8 +62,8 @@ spec:
 // The current set lets every workload read; the candidate no longer lets
 // the legacy-* service accounts.
 var rolloutSets = map[string]string{
-	"policies/orders/read.cedar": `@id("read") permit (principal is Workload, action == Action::"GET", resource == Service::"orders");`,
-	"policies/orders-v2/read.cedar": `@id("read") permit (principal is Workload, action == Action::"GET", resource == Service::"orders")
+	"orders/read.cedar": `@id("read") permit (principal is Workload, action == Action::"GET", resource == Service::"orders");`,
+	"orders-v2/read.cedar": `@id("read") permit (principal is Workload, action == Action::"GET", resource == Service::"orders")
 unless { principal has service_account && principal.service_account like "legacy-*" };`,
 }
 
@@ -84,29 +85,8 @@ type rolloutEnv struct {
 func newRolloutEnv(t *testing.T, opts ...func(*Config)) *rolloutEnv {
 	e := &rolloutEnv{t: t, dir: t.TempDir(), opts: opts}
 	write(t, filepath.Join(e.dir, "mesh.yaml"), rolloutMesh)
-	for p, body := range rolloutSets {
-		write(t, filepath.Join(e.dir, p), body)
-	}
-	write(t, filepath.Join(e.dir, "authz.yaml"), "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\npolicies: ./policies\n")
-	cfg, err := extauthz.LoadConfig(filepath.Join(e.dir, "authz.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if e.authz, err = extauthz.NewServer(ctx, cfg, quiet()); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.authz.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopWithin(e.authz.Stop) })
-	conn, err := grpc.NewClient(e.authz.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	e.check = authv3.NewAuthorizationClient(conn)
+	a := authztest.StartIn(t, e.dir, rolloutSets, "")
+	e.authz, e.check = a.Server, a.Client
 	e.startCP()
 	return e
 }

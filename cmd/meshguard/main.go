@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,10 +17,34 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		var ex *exitError
+		if errors.As(err, &ex) {
+			if ex.err != nil {
+				fmt.Fprintln(os.Stderr, "meshguard:", ex.err)
+			}
+			os.Exit(ex.code)
+		}
 		fmt.Fprintln(os.Stderr, "meshguard:", err)
 		os.Exit(1)
 	}
 }
+
+// exitError ends the command with a given exit code: commands whose code
+// means something (policy replay: 1 changes, 2 error) return one. A nil
+// err prints nothing more.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
