@@ -41,6 +41,6 @@ Exits non-zero if any set fails.`,
 		},
 	}
 	validate.Flags().StringVar(&entities, "entities", "", "also validate this Cedar entities JSON file")
-	cmd.AddCommand(validate)
+	cmd.AddCommand(validate, newPolicyTestCmd(), newPolicyReplayCmd())
 	return cmd
 }

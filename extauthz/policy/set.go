@@ -161,6 +161,9 @@ func readDir(root string) (map[string][]source, error) {
 			if err != nil {
 				return nil, err
 			}
+			if len(files) == 0 {
+				continue // no policies (test files only, say): not a set
+			}
 			sets[e.Name()] = files
 		case strings.HasSuffix(e.Name(), ".cedar"):
 			data, err := readFile(p, fi.Size())
