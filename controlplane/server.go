@@ -367,6 +367,7 @@ func (s *Server) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
 	s.rolloutAPI(mux)
+	s.routesAPI(mux)
 	return mux
 }
 

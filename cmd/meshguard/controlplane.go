@@ -25,7 +25,7 @@ import (
 
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlplane.Config
-	var logLevel string
+	var logLevel, tokenFile string
 	var tlsConf identity.TLSConfig
 	cmd := &cobra.Command{
 		Use:   "controlplane --mesh FILE",
@@ -42,7 +42,15 @@ mTLS and a node's private key only to the peer whose SPIFFE ID is the node's
 (otherwise: only to loopback peers, the embedded default). Edits to the mesh file are applied on save; a bad edit
 keeps the last good mesh and is reported on the admin listener.
 
-Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, /readyz.`,
+Rollouts (route.rollout in the mesh file) are moved by the rollout controller:
+every --rollout-interval it reads each authorizer's rollout counts (--authz-admin,
+every replica), judges the rollout's gates, and promotes, rolls back or pauses.
+Its state and audit trail live in --rollout-dir and survive restarts.
+
+Admin: /v1/proxies (proxy status, also 'meshguard status'), /v1/rollouts
+('meshguard rollout status'; POST /v1/rollouts/{promote,rollback,pause,resume}
+for 'meshguard rollout ...', which need --admin-token-file unless the admin
+listener is loopback), /metrics, /healthz, /readyz.`,
 		Example: `  meshguard controlplane --mesh examples/quickstart/mesh.yaml --admin 127.0.0.1:18001
   meshguard status --admin 127.0.0.1:18001`,
 		Args: cobra.NoArgs,
@@ -56,6 +64,15 @@ Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, 
 					return fmt.Errorf("mTLS flags: %w", err)
 				}
 				cfg.TLS = &tlsConf
+			}
+			if tokenFile != "" {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("admin token: %w", err)
+				}
+				if cfg.AdminToken = strings.TrimSpace(string(b)); len(cfg.AdminToken) < 16 {
+					return fmt.Errorf("admin token in %s: at least 16 characters", tokenFile)
+				}
 			}
 			s, err := controlplane.New(cfg, log)
 			if err != nil {
@@ -76,6 +93,10 @@ Admin: /v1/proxies (proxy status, also 'meshguard status'), /metrics, /healthz, 
 	cmd.Flags().StringVar(&tlsConf.BundleFile, "tls-bundle", "", "trust bundle")
 	cmd.Flags().StringSliceVar(&tlsConf.TrustDomains, "allowed-trust-domain", nil, "with mTLS: trust domains whose workloads may connect")
 	cmd.Flags().StringSliceVar(&tlsConf.IDs, "allowed-id", nil, "with mTLS: SPIFFE IDs that may connect")
+	cmd.Flags().StringSliceVar(&cfg.AuthzAdmin, "authz-admin", nil, "admin address of every authorizer replica, whose rollout counts the gates judge (repeat or comma-separate)")
+	cmd.Flags().StringVar(&cfg.RolloutDir, "rollout-dir", "", "rollout state and audit trail (default: .meshguard/rollouts beside the mesh file)")
+	cmd.Flags().DurationVar(&cfg.RolloutInterval, "rollout-interval", 10*time.Second, "how often rollout gates are judged")
+	cmd.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the bearer token admin commands need (at least 16 characters)")
 	_ = cmd.MarkFlagRequired("mesh")
 	return cmd
 }

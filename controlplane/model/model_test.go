@@ -107,7 +107,7 @@ func TestQuickstartMeshIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets := map[string]bool{"default": true, "frontend": true, "orders": true, "payments": true}
+	sets := map[string]bool{"default": true, "frontend": true, "orders": true, "orders-v2": true, "payments": true}
 	m, err := Parse(data, func(s string) bool { return sets[s] })
 	if err != nil {
 		t.Fatal(err)

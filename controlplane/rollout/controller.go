@@ -299,7 +299,10 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		r.Counts = c.total(r)
 		v := Judge(r.Gates, r.Counts, now.Sub(r.Since))
-		if fetchErr != nil && r.Gates != nil && v.Result != VerdictFail {
+		switch {
+		case fetchErr != nil && r.Gates == nil:
+			v.Reason = "counts incomplete: " + fetchErr.Error()
+		case fetchErr != nil && v.Result != VerdictFail:
 			// A failure on the counts read is certain whatever the others
 			// say; anything else needs every authorizer's counts.
 			v = Verdict{VerdictUnavailable, fetchErr.Error()}

@@ -252,6 +252,21 @@ func TestGatesPromoteStepByStepToEnforce(t *testing.T) {
 	}
 }
 
+func TestAStepIsNotLeftBeforeItsMinimumDwell(t *testing.T) {
+	e := newEnv(t, 1)
+	e.c.Sync(mesh(t, `{candidate: api-v2, stage: shadow, percent: 10, gates: {minRequests: 10, minDwell: 10m}}`))
+	rev := e.get().Revision
+	e.authz[0].set(rev, Counts{Requests: 500, Same: 500})
+	e.clock.advance(9*time.Minute + 59*time.Second)
+	e.c.Tick(context.Background())
+	if r := e.want(Progressing, "shadow"); r.Verdict.Result != VerdictWait || !strings.Contains(r.Verdict.Reason, "in stage for 9m59s of 10m0s") {
+		t.Fatalf("before the dwell: %+v", r.Verdict)
+	}
+	e.clock.advance(time.Second)
+	e.c.Tick(context.Background())
+	e.want(Progressing, "canary 10%")
+}
+
 func TestAGateFailureRollsBackWithinOneTick(t *testing.T) {
 	e := newEnv(t, 1)
 	e.c.Sync(mesh(t, gated))

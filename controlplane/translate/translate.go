@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -331,6 +332,32 @@ func (t *translator) inboundRoutes() *routev3.RouteConfiguration {
 		})
 	}
 	return &routev3.RouteConfiguration{Name: InboundRoutes(t.svc.Name), VirtualHosts: []*routev3.VirtualHost{vh}}
+}
+
+// RouteContext is one route of a service with the context extensions a
+// sidecar sends for it (virtual host and route merged); none for a public
+// route, which skips the authorizer.
+type RouteContext struct {
+	ID         string            `json:"id"`
+	Match      model.RouteMatch  `json:"match"`
+	Public     bool              `json:"public,omitempty"`
+	Extensions map[string]string `json:"extensions,omitempty"`
+}
+
+// ServiceRoutes lists a service's routes, in match order, with their
+// context extensions.
+func ServiceRoutes(svc *model.Service) []RouteContext {
+	out := make([]RouteContext, 0, len(svc.Routes))
+	for i := range svc.Routes {
+		r := &svc.Routes[i]
+		rc := RouteContext{ID: r.ID, Match: r.Match, Public: r.Public}
+		if !r.Public {
+			rc.Extensions = ServiceExtensions(svc)
+			maps.Copy(rc.Extensions, RouteExtensions(r))
+		}
+		out = append(out, rc)
+	}
+	return out
 }
 
 // ServiceExtensions are the context extensions of a service's virtual

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/meshguard/meshguard/controlplane/rollout"
+	"github.com/meshguard/meshguard/controlplane/translate"
 )
 
 // RolloutReport is served at /v1/rollouts.
@@ -144,4 +146,29 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// RoutesReport is served at /v1/routes/{service}: the service's routes as
+// its sidecars get them now, rollouts at their step in force. A proxyless
+// workload that asks the authorizer itself (gRPC-Go has no ext_authz) reads
+// its context extensions here.
+type RoutesReport struct {
+	Service string                   `json:"service"`
+	Routes  []translate.RouteContext `json:"routes"`
+}
+
+func (s *Server) routesAPI(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/routes/{service}", func(w http.ResponseWriter, r *http.Request) {
+		m := s.Builder.Mesh()
+		if m == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("no mesh loaded"))
+			return
+		}
+		svc, ok := m.Service(r.PathValue("service"))
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no service %q", r.PathValue("service")))
+			return
+		}
+		writeJSON(w, http.StatusOK, RoutesReport{Service: svc.Name, Routes: translate.ServiceRoutes(svc)})
+	})
 }
