@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 )
 
 func newDemoWorkloadCmd() *cobra.Command {
-	var name, mesh, authz, listen string
+	var name, mesh, authz, listen, cpAdmin string
 	cmd := &cobra.Command{
 		Use:   "workload --name NAME --mesh FILE",
 		Short: "Run one of the quickstart's demo workloads (meshguard up starts them)",
@@ -25,7 +26,9 @@ func newDemoWorkloadCmd() *cobra.Command {
 
   frontend-*  HTTP for users (--listen, default 127.0.0.1:8000), calling orders over
               proxyless gRPC (xDS from GRPC_XDS_BOOTSTRAP, mTLS)
-  orders-*    proxyless gRPC server; asks the authorizer (--authz) about every call
+  orders-*    proxyless gRPC server; asks the authorizer (--authz) about every call,
+              with the route settings the control plane serves (--control-plane:
+              rollouts at their step in force; without it, the mesh file's)
   payments-*  plain HTTP app on 127.0.0.1:<appPort>, meant to sit behind an Envoy sidecar`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,8 +65,12 @@ func newDemoWorkloadCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				log.Info("orders serving", "listen", lis.Addr().String())
-				return demoapp.ServeOrders(ctx, lis, &demoapp.Orders{Service: svc, SelfID: m.SPIFFEID(svc),
+				routes := demoapp.StaticRoutes(svc)
+				if cpAdmin != "" {
+					go routes.Follow(ctx, cpAdmin, svc.Name, time.Second, log)
+				}
+				log.Info("orders serving", "listen", lis.Addr().String(), "routes_from", cpAdmin)
+				return demoapp.ServeOrders(ctx, lis, &demoapp.Orders{Service: svc, Routes: routes, SelfID: m.SPIFFEID(svc),
 					Authz: authv3.NewAuthorizationClient(conn), Log: log}, nil)
 			default:
 				addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(w.AppPort)))
@@ -76,6 +83,7 @@ func newDemoWorkloadCmd() *cobra.Command {
 	cmd.Flags().StringVar(&mesh, "mesh", "", "mesh file")
 	cmd.Flags().StringVar(&authz, "authz", "127.0.0.1:9191", "authorizer gRPC address (orders)")
 	cmd.Flags().StringVar(&listen, "listen", upFrontendUI, "HTTP address for users (frontend)")
+	cmd.Flags().StringVar(&cpAdmin, "control-plane", "", "control plane admin address to read route settings from (orders)")
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagRequired("mesh")
 	return cmd

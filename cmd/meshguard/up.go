@@ -33,9 +33,10 @@ const (
 )
 
 type upOptions struct {
-	configDir string
-	runDir    string
-	envoy     bool
+	configDir       string
+	runDir          string
+	envoy           bool
+	rolloutInterval time.Duration
 }
 
 func newUpCmd() *cobra.Command {
@@ -66,6 +67,7 @@ Ctrl-C stops everything.`,
 	cmd.Flags().StringVar(&o.configDir, "config", "examples/quickstart", "directory with mesh.yaml and authz.yaml")
 	cmd.Flags().StringVar(&o.runDir, "run-dir", "", "state and generated files (default: DIR/.meshguard)")
 	cmd.Flags().BoolVar(&o.envoy, "envoy", false, "also start Envoy sidecars (needs envoy on PATH)")
+	cmd.Flags().DurationVar(&o.rolloutInterval, "rollout-interval", 5*time.Second, "how often rollout gates are judged")
 	return cmd
 }
 
@@ -104,7 +106,8 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 
 	// Control plane.
 	caDir := filepath.Join(o.runDir, "ca")
-	cp, err := controlplane.New(controlplane.Config{MeshPath: meshPath, AdminListen: upCPAdmin, CADir: caDir}, log)
+	cp, err := controlplane.New(controlplane.Config{MeshPath: meshPath, AdminListen: upCPAdmin, CADir: caDir,
+		RolloutDir: filepath.Join(o.runDir, "rollouts"), AuthzAdmin: []string{authz.AdminAddr()}, RolloutInterval: o.rolloutInterval}, log)
 	if err != nil {
 		return err
 	}
@@ -172,7 +175,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	for _, p := range proxyless {
 		if err := start(p.name, []string{"GRPC_XDS_BOOTSTRAP=" + p.bootstrap}, self, "demo", "workload", "--name", p.name,
-			"--mesh", meshPath, "--authz", acfg.Listen); err != nil {
+			"--mesh", meshPath, "--authz", authz.GRPCAddr(), "--control-plane", cp.AdminAddr()); err != nil {
 			return err
 		}
 	}

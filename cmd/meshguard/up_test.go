@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane"
 	"github.com/meshguard/meshguard/controlplane/bootstrap"
+	"github.com/meshguard/meshguard/controlplane/rollout"
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/internal/demoapp"
@@ -274,7 +276,8 @@ func TestQuickstartEndToEnd(t *testing.T) {
 
 	t.Run("a policy edit changes decisions within 2s; a broken edit changes nothing", func(t *testing.T) {
 		policy := filepath.Join(qs, "policies", "payments", "frontend.cedar")
-		if err := os.WriteFile(policy, []byte(`@id("frontend-charges") permit (principal == Workload::"`+frontendID+`", action == Action::"POST", resource == Service::"payments");`), 0o644); err != nil {
+		good := []byte(`@id("frontend-charges") permit (principal == Workload::"` + frontendID + `", action == Action::"POST", resource == Service::"payments");`)
+		if err := os.WriteFile(policy, good, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		edited := time.Now()
@@ -294,6 +297,14 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		if st, _ := ask("POST", "/charge", "", nil); st != 403 {
 			t.Fatal("a broken edit changed decisions")
 		}
+		// Mend it, so later subtests (policy replay) load every set.
+		if err := os.WriteFile(policy, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the mended edit to load", 5*time.Second, func() bool {
+			_, body := httpDo(t, "GET", "http://127.0.0.1:9192/v1/status", "")
+			return !strings.Contains(body, "frontend.cedar:1:")
+		})
 	})
 
 	t.Run("meshguard status shows the running proxies", func(t *testing.T) {
@@ -309,6 +320,138 @@ func TestQuickstartEndToEnd(t *testing.T) {
 			}
 			return false
 		})
+	})
+
+	t.Run("the README's rollout tour: orders-v2 from shadow to enforce", func(t *testing.T) {
+		mg := func(args ...string) (string, int) {
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return string(out), ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return string(out), 0
+		}
+		read := func(sub string, roles ...string) int {
+			st, _ := httpDo(t, "GET", "http://127.0.0.1:8000/orders/42", token(sub, roles...))
+			return st
+		}
+		row := func() string {
+			out, code := mg("rollout", "status")
+			if code != 0 {
+				t.Fatalf("rollout status: %d\n%s", code, out)
+			}
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "orders/read ") {
+					return strings.Join(strings.Fields(l), " ")
+				}
+			}
+			t.Fatalf("no orders/read row:\n%s", out)
+			return ""
+		}
+		counts := func() rollout.Counts {
+			out, code := mg("rollout", "status", "--json")
+			var rep controlplane.RolloutReport
+			if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Rollouts) != 1 {
+				t.Fatalf("rollout status --json: %d %v\n%s", code, err, out)
+			}
+			return rep.Rollouts[0].Counts
+		}
+		if r := row(); !strings.HasPrefix(r, "orders/read orders orders-v2 shadow - Progressing") {
+			t.Fatalf("before: %s", r)
+		}
+		// Shadow: both read, and the candidate's would-be denials are
+		// counted. The controller judges every 5s in meshguard up, so the
+		// baseline is the authorizer's own count (earlier subtests read
+		// orders too): the controller must catch up to exactly two more.
+		authzCounts := func() (req, a2d uint64) {
+			_, body := httpDo(t, "GET", "http://127.0.0.1:9192/v1/rollouts", "")
+			var st struct {
+				Steps []struct {
+					Route       string `json:"route"`
+					Requests    uint64 `json:"requests"`
+					AllowToDeny uint64 `json:"allow_to_deny"`
+				} `json:"steps"`
+			}
+			if err := json.Unmarshal([]byte(body), &st); err != nil {
+				t.Fatalf("authorizer /v1/rollouts: %v\n%s", err, body)
+			}
+			for _, s := range st.Steps {
+				if s.Route == "orders/read" {
+					req, a2d = req+s.Requests, a2d+s.AllowToDeny
+				}
+			}
+			return req, a2d
+		}
+		baseReq, baseA2D := authzCounts()
+		decisions := filepath.Join(qs, ".meshguard", "logs", "decisions.jsonl")
+		tourStart := strings.Count(string(mustRead(t, decisions)), "\n")
+		if read("alice") != 200 || read("bob") != 200 {
+			t.Fatal("shadow stage changed a decision")
+		}
+		waitFor(t, "the counts in rollout status", 15*time.Second, func() bool {
+			c := counts()
+			return c.Requests == baseReq+2 && c.AllowToDeny == baseA2D+2
+		})
+		if r := row(); !strings.Contains(r, "none (commands only)") {
+			t.Fatalf("status row: %s", r)
+		}
+
+		promote := func(want string) {
+			if out, code := mg("rollout", "promote", "orders/read", "--reason", "tour"); code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("promote: %d %s, want %s", code, out, want)
+			}
+		}
+		// Canary 10 %: bob's bucket is in the share, alice's is not.
+		promote("Progressing at canary 10%")
+		waitFor(t, "bob refused by the candidate", 5*time.Second, func() bool { return read("bob") == 403 })
+		if read("alice") != 200 || read("dave", "customer") != 200 {
+			t.Fatal("canary 10%: alice or dave refused")
+		}
+		promote("Progressing at canary 50%")
+		promote("Completed at enforce")
+		waitFor(t, "alice refused by the enforced candidate", 5*time.Second, func() bool { return read("alice") == 403 })
+		if read("dave", "customer") != 200 {
+			t.Fatal("enforce: a customer refused")
+		}
+		out, _ := mg("rollout", "status", "orders/read")
+		for _, want := range []string{"Phase:      Completed", "shadow → canary 10% → canary 50% → [enforce]", "operator:"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("rollout status orders/read lacks %q:\n%s", want, out)
+			}
+		}
+		audit := string(mustRead(t, filepath.Join(qs, ".meshguard", "rollouts", "audit.jsonl")))
+		if strings.Count(audit, "\n") != 4 || !strings.Contains(audit, `"to":"enforce"`) {
+			t.Fatalf("audit trail:\n%s", audit)
+		}
+
+		// Replay: the recorded log against its own policies changes nothing;
+		// against orders-v2 it shows what the rollout changed.
+		// The earlier subtests' decisions were made under policy edits
+		// since undone: replay the tour's own decisions.
+		lines := strings.SplitAfter(string(mustRead(t, decisions)), "\n")
+		log := filepath.Join(t.TempDir(), "tour.jsonl")
+		if err := os.WriteFile(log, []byte(strings.Join(lines[tourStart:], "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pol := filepath.Join(qs, "policies")
+		if out, code := mg("policy", "replay", "--log", log, "--policies", pol, "--entities", filepath.Join(qs, "entities.json")); code != 0 {
+			t.Fatalf("self-replay: exit %d\n%s", code, out)
+		}
+		out, code := mg("policy", "replay", "--log", log, "--policies", pol, "--entities", filepath.Join(qs, "entities.json"), "--set", "orders-v2", "-q")
+		if code != 1 || !strings.Contains(out, "allow→deny") {
+			t.Fatalf("replay against orders-v2: exit %d\n%s", code, out)
+		}
+		if out, code := mg("policy", "test", pol, "--entities", filepath.Join(qs, "entities.json")); code != 0 || !strings.Contains(out, "PASS: ") {
+			t.Fatalf("policy test: exit %d\n%s", code, out)
+		}
+
+		// Roll back: everyone reads again.
+		if out, code := mg("rollout", "rollback", "orders/read", "--reason", "end of the tour"); code != 0 {
+			t.Fatalf("rollback: %d %s", code, out)
+		}
+		waitFor(t, "alice reads again", 5*time.Second, func() bool { return read("alice") == 200 })
 	})
 
 	// Ctrl-C stops everything; a second start reuses the CA.

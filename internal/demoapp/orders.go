@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
-	"slices"
-	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -24,7 +21,6 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/meshguard/meshguard/controlplane/model"
-	"github.com/meshguard/meshguard/controlplane/translate"
 )
 
 // Orders is the orders gRPC server. gRPC-Go has no ext_authz filter, so it
@@ -32,9 +28,11 @@ import (
 // send for the matching route: Cedar decides, as it would behind Envoy.
 type Orders struct {
 	Service *model.Service
-	SelfID  string
-	Authz   authv3.AuthorizationClient
-	Log     *slog.Logger
+	// Routes give each call's context extensions (StaticRoutes(Service) when nil).
+	Routes *Routes
+	SelfID string
+	Authz  authv3.AuthorizationClient
+	Log    *slog.Logger
 }
 
 // ServeOrders runs the orders xDS server on lis until ctx ends. The xDS
@@ -43,6 +41,9 @@ func ServeOrders(ctx context.Context, lis net.Listener, o *Orders, bootstrap []b
 	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
 	if err != nil {
 		return err
+	}
+	if o.Routes == nil {
+		o.Routes = StaticRoutes(o.Service)
 	}
 	opts := []grpc.ServerOption{grpc.Creds(creds)}
 	if bootstrap != nil {
@@ -115,7 +116,7 @@ func (o *Orders) authorize(ctx context.Context, method, path string) (*OrderRepl
 		Destination: &authv3.AttributeContext_Peer{Principal: o.SelfID},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Method: method, Path: path, Host: o.Service.Name, Scheme: "https", Headers: headers}},
-		ContextExtensions: RouteExtensions(o.Service, method, path),
+		ContextExtensions: o.Routes.Extensions(method, path),
 	}}
 	resp, err := o.Authz.Check(ctx, req)
 	if err != nil {
@@ -133,23 +134,4 @@ func (o *Orders) authorize(ctx context.Context, method, path string) (*OrderRepl
 	default:
 		return nil, status.Errorf(codes.PermissionDenied, "denied for %s (decision %s)", principal, decision)
 	}
-}
-
-// RouteExtensions are the context extensions a sidecar would send for the
-// service's first route matching method and path: the translator's own
-// (translate.ServiceExtensions merged with translate.RouteExtensions).
-func RouteExtensions(svc *model.Service, method, path string) map[string]string {
-	ext := translate.ServiceExtensions(svc)
-	for i := range svc.Routes {
-		r := &svc.Routes[i]
-		m := r.Match
-		if len(m.Methods) > 0 && !slices.Contains(m.Methods, method) {
-			continue
-		}
-		if (m.Prefix != "" && strings.HasPrefix(path, m.Prefix)) || (m.Path != "" && m.Path == path) {
-			maps.Copy(ext, translate.RouteExtensions(r))
-			break
-		}
-	}
-	return ext
 }
