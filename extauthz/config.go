@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/extauthz/schema"
 	"github.com/meshguard/meshguard/internal/yamlfile"
 )
 
@@ -23,9 +24,15 @@ type Config struct {
 	HTTPPathPrefix string `yaml:"http_path_prefix"`
 	AdminListen    string `yaml:"admin_listen"`
 	// AdminPprof serves net/http/pprof under /debug/pprof/ on the admin listener.
-	AdminPprof      bool          `yaml:"admin_pprof"`
-	Policies        string        `yaml:"policies"`
-	Entities        string        `yaml:"entities"`
+	AdminPprof bool   `yaml:"admin_pprof"`
+	Policies   string `yaml:"policies"`
+	Entities   string `yaml:"entities"`
+	// StrictSchema refuses a policy set with a policy that does not
+	// type-check against the schema, as if it did not parse.
+	StrictSchema bool `yaml:"strict_schema"`
+	// SchemaFile replaces the built-in schema of the request model
+	// (`meshguard policy schema` prints it).
+	SchemaFile      string        `yaml:"schema_file"`
 	DecisionTimeout time.Duration `yaml:"decision_timeout"`
 	MaxRequestBytes int           `yaml:"max_request_bytes"`
 	// DecisionCacheSize bounds the policy evaluation results kept per load
@@ -99,6 +106,15 @@ const (
 // DefaultRequestHeaders are exposed to policies when request_headers is unset.
 var DefaultRequestHeaders = []string{"accept", "content-type", "user-agent", "x-request-id"}
 
+// Schema is the schema policies are type-checked against: SchemaFile, or
+// the built-in schema with this configuration's request headers.
+func (c *Config) Schema() (*schema.Checker, error) {
+	if c.SchemaFile != "" {
+		return schema.Load(c.SchemaFile)
+	}
+	return schema.Builtin(schema.Options{Headers: c.RequestHeaders}), nil
+}
+
 // secretHeaders are never exposed to policies or logs: they carry credentials.
 var secretHeaders = []string{"authorization", "cookie", "proxy-authorization", "set-cookie", "x-forwarded-client-cert"}
 
@@ -125,6 +141,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	c.Policies = abs(c.Policies)
 	c.Entities = abs(c.Entities)
+	c.SchemaFile = abs(c.SchemaFile)
 	c.DecisionLog.Path = abs(c.DecisionLog.Path)
 	for i := range c.JWT.Providers {
 		c.JWT.Providers[i].JWKSFile = abs(c.JWT.Providers[i].JWKSFile)
@@ -220,6 +237,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionCacheSize > 1<<20 {
 		add("decision_cache_size", errors.New("must be at most 1048576 (negative disables the cache)"))
+	}
+	if c.SchemaFile != "" {
+		if _, err := schema.Load(c.SchemaFile); err != nil {
+			add("schema_file", err)
+		}
 	}
 	for _, h := range c.RequestHeaders {
 		if slices.Contains(secretHeaders, h) {

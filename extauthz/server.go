@@ -71,8 +71,15 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := NewMetrics(s.Registry)
 
-	s.store = policy.NewStore(cfg.Policies, cfg.Entities, policy.WithLogger(log), policy.WithReloadHook(m.onReload),
-		policy.WithResultCache(cfg.DecisionCacheSize))
+	opts := []policy.StoreOption{policy.WithLogger(log), policy.WithReloadHook(m.onReload), policy.WithResultCache(cfg.DecisionCacheSize)}
+	if cfg.StrictSchema {
+		sc, err := cfg.Schema()
+		if err != nil {
+			return nil, fmt.Errorf("strict_schema: %w", err)
+		}
+		opts = append(opts, policy.WithSchema(sc))
+	}
+	s.store = policy.NewStore(cfg.Policies, cfg.Entities, opts...)
 	if err := s.store.Reload(); err != nil {
 		log.Error("initial policy load incomplete; not ready until every set loads", "err", err)
 	}

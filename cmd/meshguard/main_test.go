@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,65 @@ func TestPolicyValidateReportsBrokenSet(t *testing.T) {
 	out, err := run(t, "policy", "validate", dir)
 	if err == nil || !strings.Contains(out, "FAIL orders") || !strings.Contains(out, "p.cedar:1:") {
 		t.Fatalf("validate: %v\n%s", err, out)
+	}
+}
+
+func TestPolicyValidateTypeChecksAgainstTheSchema(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFile(dir+"/orders/p.cedar", "permit (principal is Workload, action == Action::\"GET\", resource)\nwhen { principal.namepsace == \"demo\" };\n"+
+		"permit (principal, action == Action::\"approve\", resource);"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(dir+"/ok/p.cedar", `permit (principal is User, action == Action::"GET", resource) when { context.request.headers has "x-tenant" };`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "policy", "validate", dir)
+	var ex *exitError
+	if !errors.As(err, &ex) || ex.code != 1 {
+		t.Fatalf("validate: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"schema: meshguard.cedarschema",
+		"FAIL orders",
+		"p.cedar:1:1: policy orders/p.cedar#0: attribute `namepsace` on entity type `Workload` not found",
+		"p.cedar:3:1: policy orders/p.cedar#1: unrecognized action `Action::\"approve\"`",
+		"ok   ok ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
+	}
+	// --no-schema parses only; --action declares a route's action.
+	if out, err := run(t, "policy", "validate", dir, "--no-schema"); err != nil {
+		t.Fatalf("--no-schema: %v\n%s", err, out)
+	}
+	if out, err := run(t, "policy", "validate", dir, "--action", "approve"); err == nil || strings.Contains(out, "approve") {
+		t.Fatalf("--action approve: %v\n%s", err, out)
+	}
+	// The quickstart type-checks, with its own configuration's headers.
+	if out, err := run(t, "policy", "validate", "--config", "../../examples/quickstart/authz.yaml"); err != nil || !strings.Contains(out, "ok   orders-v2") {
+		t.Fatalf("quickstart: %v\n%s", err, out)
+	}
+}
+
+func TestPolicySchemaPrintsTheConfiguredHeaders(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFile(dir+"/authz.yaml", "policies: ./policies\nrequest_headers: [x-tenant]\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "policy", "schema", "--config", dir+"/authz.yaml", "--action", "approve")
+	if err != nil || !strings.Contains(out, `"x-tenant"?: String`) || strings.Contains(out, "user-agent") || !strings.Contains(out, `"approve" appliesTo`) {
+		t.Fatalf("schema: %v\n%s", err, out)
+	}
+	if err := writeFile(dir+"/s.cedarschema", out); err != nil {
+		t.Fatal(err)
+	}
+	// What it prints is a schema validate takes.
+	if err := writeFile(dir+"/policies/p.cedar", `permit (principal, action == Action::"approve", resource) when { context.request.headers has "x-tenant" };`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "policy", "validate", dir+"/policies", "--schema", dir+"/s.cedarschema"); err != nil {
+		t.Fatalf("validate --schema: %v\n%s", err, out)
 	}
 }
 

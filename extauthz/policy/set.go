@@ -71,6 +71,18 @@ func (s *Set) IDs() []string {
 	return ids
 }
 
+// Check type-checks every policy of the set with c, and reports every
+// policy that fails, in ID order.
+func (s *Set) Check(c Checker) error {
+	var errs []error
+	for _, p := range s.policies {
+		if err := c.Check(string(p.id), p.policy); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // source is one policy file's name (relative to its set directory) and content.
 type source struct {
 	name string

@@ -20,6 +20,7 @@ type Store struct {
 	log          *slog.Logger
 	onReload     func(set string, err error)
 	resultsMax   int
+	schema       Checker
 
 	snap  atomic.Pointer[snapshot]
 	ready atomic.Bool
@@ -69,6 +70,17 @@ func WithReloadHook(f func(set string, err error)) StoreOption {
 // WithResultCache keeps up to max evaluation results per load (see
 // Results); 0, the default, keeps none.
 func WithResultCache(max int) StoreOption { return func(s *Store) { s.resultsMax = max } }
+
+// Checker type-checks a policy against a schema (schema.Checker): the
+// error names the policy's file and line.
+type Checker interface {
+	Check(id string, p *cedar.Policy) error
+}
+
+// WithSchema refuses, like a parse error, a set with a policy that does
+// not type-check against c (strict_schema): the set keeps its last good
+// version. Without it, sets are not type-checked.
+func WithSchema(c Checker) StoreOption { return func(s *Store) { s.schema = c } }
 
 // NewStore creates a store over a policy directory and an optional entities
 // file. Call Reload to load them.
@@ -157,6 +169,9 @@ func (s *Store) Reload() error {
 			s.status[name] = st
 		}
 		set, err := parseSet(name, files)
+		if err == nil && s.schema != nil {
+			err = set.Check(s.schema)
+		}
 		if err != nil {
 			err = fmt.Errorf("policy set %q: %w", name, err)
 			errs = append(errs, err)
