@@ -159,14 +159,26 @@ func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	if authn != nil {
 		enforced = *authn
 	} else {
-		res := a.evaluate(view, view.Set, &attrs, &route, &caller)
+		// A second set evaluated for this request (a shadow or rollout
+		// candidate, from the same load) shares its Cedar request.
+		var other *policy.Set
+		otherOK := false
 		switch {
 		case route.ShadowSet != "":
-			d.Shadow = a.evalShadow(view, route.ShadowSet, &attrs, &route, &caller)
+			other, otherOK = view.Other(route.ShadowSet)
 		case route.Candidate != "":
-			var cand *policy.Set
-			res, cand = a.evalRollout(view, res, &attrs, &route, &caller, &d)
-			if d.Rollout.CandidateEnforced && cand == nil {
+			other, otherOK = view.Other(route.Candidate)
+		}
+		built := builtRequest{uses: view.Set.UsesWith(other)}
+		defer built.release()
+		in := request{attrs: &attrs, route: &route, caller: &caller, cedar: &built}
+		res := a.evaluate(view, view.Set, in)
+		switch {
+		case route.ShadowSet != "":
+			d.Shadow = a.evalShadow(view, route.ShadowSet, other, otherOK, in)
+		case route.Candidate != "":
+			res = a.evalRollout(view, res, other, otherOK, in, &d)
+			if d.Rollout.CandidateEnforced && !otherOK {
 				return d.deny(403, ReasonUnknownSet, fmt.Sprintf("candidate policy set %q is not loaded", route.Candidate))
 			}
 		}
@@ -261,35 +273,101 @@ func hasSPIFFEScheme(s string) bool {
 	return len(s) >= 9 && strings.EqualFold(s[:9], "spiffe://")
 }
 
+// request is one request to decide. Its Cedar request and entities are
+// built at most once, with the context that every set evaluated for it
+// observes (uses), and shared by those sets.
+//
+// (The built parts are kept apart from the pointers to the request's
+// parts: escape analysis does not tell a struct's fields apart, and the
+// entities escape into Cedar's interface.)
+type request struct {
+	attrs  *Attributes
+	route  *Route
+	caller *Caller
+	cedar  *builtRequest
+}
+
+type builtRequest struct {
+	uses  *policy.Uses
+	built bool
+	req   cedar.Request
+	ents  policy.Overlay
+
+	// The cache key, computed once: the key of the first set evaluated,
+	// whose set field (keyHead bytes) another set's key replaces.
+	keyState int8 // 0 not computed, 1 cacheable, -1 not cacheable
+	keyHead  int
+	key      *[]byte // from keyBufs; release returns it
+}
+
+func (r request) build(a *Authorizer, static cedar.EntityMap) (cedar.Request, policy.Overlay) {
+	b := r.cedar
+	if !b.built {
+		b.req = BuildRequest(*r.attrs, *r.route, *r.caller, a.cfg.RequestHeaders, b.uses)
+		b.ents = a.entities(static, *r.caller)
+		b.built = true
+	}
+	return b.req, b.ents
+}
+
+// cacheKey is the result cache key of set for the request, in scratch
+// when set is not the first set keyed. The key holds the context every
+// set evaluated for the request observes (uses): more than set alone may
+// observe, which makes it more specific, never wrong.
+func (r request) cacheKey(a *Authorizer, set string, scratch []byte) ([]byte, bool) {
+	b := r.cedar
+	if b.keyState == 0 {
+		b.key = keyBufs.Get().(*[]byte)
+		k, ok := appendEvalKey((*b.key)[:0], set, r.attrs, r.route, r.caller, a.cfg.RequestHeaders, b.uses)
+		*b.key = k
+		b.keyHead = len(appendKeyField(scratch[:0], keySet, set))
+		b.keyState = 1
+		if !ok {
+			b.keyState = -1
+		}
+		return k, ok
+	}
+	if b.keyState < 0 {
+		return nil, false
+	}
+	k := append(appendKeyField(scratch[:0], keySet, set), (*b.key)[b.keyHead:]...)
+	return k, len(k) <= maxEvalKey
+}
+
+// release returns the key buffer.
+func (b *builtRequest) release() {
+	if b.key != nil {
+		putKeyBuf(b.key)
+		b.key = nil
+	}
+}
+
 // evaluate evaluates set (the view's own, or another of its load) for a
 // request, through the view's result cache when it has one (see
-// appendEvalKey). Each set gets the context its own policies observe: a
-// candidate evaluated beside the route's set builds its own, and both are
-// cached.
-func (a *Authorizer) evaluate(v policy.View, set *policy.Set, attrs *Attributes, route *Route, caller *Caller) policy.Result {
-	uses := set.ContextUses()
-	eval := func() policy.Result {
-		return set.Evaluate(a.entities(v.Entities, *caller), BuildRequest(*attrs, *route, *caller, a.cfg.RequestHeaders, uses))
-	}
+// appendEvalKey and cacheKey).
+func (a *Authorizer) evaluate(v policy.View, set *policy.Set, in request) policy.Result {
 	if v.Results == nil {
-		return eval()
+		return a.evalNow(v, set, in)
 	}
-	bp := keyBufs.Get().(*[]byte)
-	defer putKeyBuf(bp)
-	key, ok := appendEvalKey((*bp)[:0], set.Name, attrs, route, caller, a.cfg.RequestHeaders, uses)
-	*bp = key
+	var scratch [maxEvalKey + 16]byte
+	key, ok := in.cacheKey(a, set.Name, scratch[:])
 	if !ok {
 		a.count(a.cacheBypass)
-		return eval()
+		return a.evalNow(v, set, in)
 	}
 	if res, hit := v.Results.Get(key); hit {
 		a.count(a.cacheHit)
 		return res
 	}
 	a.count(a.cacheMiss)
-	res := eval()
+	res := a.evalNow(v, set, in)
 	v.Results.Put(key, res)
 	return res
+}
+
+func (a *Authorizer) evalNow(v policy.View, set *policy.Set, in request) policy.Result {
+	req, ents := in.build(a, v.Entities)
+	return set.Evaluate(ents, req)
 }
 
 func (a *Authorizer) count(c prometheus.Counter) {
@@ -307,14 +385,13 @@ func (a *Authorizer) entities(static cedar.EntityMap, c Caller) policy.Overlay {
 	return policy.Overlay{Static: static, Extra: pe}
 }
 
-func (a *Authorizer) evalShadow(view policy.View, name string, attrs *Attributes, route *Route, caller *Caller) *ShadowOutcome {
+func (a *Authorizer) evalShadow(view policy.View, name string, set *policy.Set, ok bool, in request) *ShadowOutcome {
 	so := &ShadowOutcome{PolicySet: name}
-	set, ok := view.Other(name) // from the load the enforced set and its entities came from
 	if !ok {
 		so.Err = "policy set not loaded"
 		return so
 	}
-	res := a.evaluate(view, set, attrs, route, caller)
+	res := a.evaluate(view, set, in)
 	so.Allow = res.Allow
 	so.Policies = res.Determining
 	if len(res.Errors) > 0 && a.metrics != nil {
@@ -323,20 +400,20 @@ func (a *Authorizer) evalShadow(view policy.View, name string, attrs *Attributes
 	return so
 }
 
-// evalRollout evaluates a rollout route's candidate beside the current
-// set's result cur, counts how they compare, and returns the result to
-// enforce: the candidate's for the callers in a canary's share, cur
-// otherwise. The candidate set is nil when it is not loaded; a request in
-// the canary's share is then denied by the caller (fail closed), and every
-// request counts as an error, which a rollout gate sees.
-func (a *Authorizer) evalRollout(view policy.View, cur policy.Result, attrs *Attributes, route *Route, caller *Caller, d *Decision) (policy.Result, *policy.Set) {
+// evalRollout evaluates a rollout route's candidate set (ok: it is loaded)
+// beside the current set's result cur, counts how they compare, and
+// returns the result to enforce: the candidate's for the callers in a
+// canary's share, cur otherwise. When the candidate is not loaded, a
+// request in the canary's share is denied by the caller (fail closed), and
+// every request counts as an error, which a rollout gate sees.
+func (a *Authorizer) evalRollout(view policy.View, cur policy.Result, set *policy.Set, ok bool, in request, d *Decision) policy.Result {
+	route := in.route
 	ro := &RolloutOutcome{Candidate: route.Candidate, Stage: route.Stage, Canary: route.Canary, Revision: route.Rollout, CurrentAllow: cur.Allow}
 	d.Rollout = ro
 	ro.CandidateEnforced = inCanary(route, d.PrincipalString())
-	set, ok := view.Other(route.Candidate)
 	var res policy.Result
 	if ok {
-		res = a.evaluate(view, set, attrs, route, caller)
+		res = a.evaluate(view, set, in)
 		ro.CandidateAllow, ro.CandidatePolicies, ro.CandidateErrors = res.Allow, res.Determining, len(res.Errors)
 		if len(res.Errors) > 0 && a.metrics != nil {
 			a.metrics.EvalErrors.WithLabelValues(route.Candidate).Add(float64(len(res.Errors)))
@@ -347,9 +424,9 @@ func (a *Authorizer) evalRollout(view policy.View, cur policy.Result, attrs *Att
 	ro.outcome = compare(cur, res, ok)
 	a.rollouts.count(route, ro)
 	if ro.CandidateEnforced {
-		return res, set
+		return res
 	}
-	return cur, set
+	return cur
 }
 
 // PrincipalString is Principal in Cedar syntax, computed once.

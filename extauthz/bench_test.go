@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/demoidp"
 )
 
@@ -46,6 +50,17 @@ func benchEnv(b *testing.B, routePolicies, otherPolicies int, opts ...policy.Sto
 @id("suspended") forbid(principal in Role::"suspended", action, resource);
 `
 	if err := os.WriteFile(filepath.Join(dir, "policies", "orders", "base.cedar"), []byte(extra), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	// A rollout candidate for the route: the same policies and one forbid
+	// more (BenchmarkCheckRollout).
+	filler, err := os.ReadFile(filepath.Join(dir, "policies", "orders", "p.cedar"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "policies", "orders-v2"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "policies", "orders-v2", "p.cedar"),
+		append(filler, extra+`@id("v2-no-delete") forbid(principal, action == Action::"DELETE", resource);`...), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	for s := 0; s*100 < otherPolicies; s++ {
@@ -192,4 +207,78 @@ func BenchmarkDecide(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkCheckRollout compares the Check path of a route in a rollout
+// with the same route enforcing its set alone. At shadow and canary both
+// sets are evaluated (the controller's gates count the changed
+// decisions); rollout=enforce is the plain route, the baseline. Run with
+// and without the decision cache, which a server has on by default.
+func BenchmarkCheckRollout(b *testing.B) {
+	for _, cache := range []struct {
+		name string
+		opts []policy.StoreOption
+	}{{"cache=off", nil}, {"cache=on", []policy.StoreOption{policy.WithResultCache(DefaultDecisionCacheSize)}}} {
+		svc, iss := benchEnv(b, 10, 0, cache.opts...)
+		tok, _ := iss.Mint(demoidp.Claims(testIssuer, "alice", []string{testAudience}, []string{"staff"}, time.Hour))
+		{
+			// The first benchmark after an environment is built pays for
+			// its garbage: let none of the compared ones be first.
+			warm := creq{method: "GET", path: "/orders/1", token: tok, ext: ordersExt}.proto()
+			b.Run("warmup", func(b *testing.B) {
+				for b.Loop() {
+					_, _ = svc.Check(context.Background(), warm)
+				}
+			})
+		}
+		step := func(stage, canary string) map[string]string {
+			m := maps.Clone(ordersExt)
+			if stage != "" {
+				m[ExtCandidate], m[ExtStage], m[ExtRollout] = "orders-v2", stage, "bench.1"
+			}
+			if canary != "" {
+				m[ExtCanary] = canary
+			}
+			return m
+		}
+		for _, st := range []struct {
+			name string
+			ext  map[string]string
+		}{{"enforce", step("", "")}, {"shadow", step(contract.StageShadow, "")}, {"canary10", step(contract.StageCanary, "10")}} {
+			for _, rq := range []struct {
+				name string
+				req  creq
+			}{
+				{"jwt-cached-allow", creq{method: "GET", path: "/orders/1", token: tok, ext: st.ext}},
+				{"anonymous-allow", creq{method: "GET", path: "/catalog/1", ext: st.ext}},
+			} {
+				req := rq.req.proto()
+				b.Run(fmt.Sprintf("%s/rollout=%s/%s", cache.name, st.name, rq.name), func(b *testing.B) {
+					ctx := context.Background()
+					if r := summarize(mustCheck(b, svc, req)); r.status != 200 {
+						b.Fatalf("benchmark request refused: %d %v", r.status, r.meta)
+					}
+					// No variant pays for another's garbage or log lines
+					// (the log writer drops entries once its queue is full).
+					for svc.a.dlog.Pending() > 0 {
+						time.Sleep(time.Millisecond)
+					}
+					runtime.GC()
+					b.ReportAllocs()
+					for b.Loop() {
+						_, _ = svc.Check(ctx, req)
+					}
+				})
+			}
+		}
+	}
+}
+
+func mustCheck(b *testing.B, svc *checkService, req *authv3.CheckRequest) *authv3.CheckResponse {
+	b.Helper()
+	resp, err := svc.Check(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return resp
 }

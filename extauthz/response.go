@@ -171,19 +171,24 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	for i, p := range d.Policies {
 		policies[i] = a.str(p)
 	}
-	// At most 8 keys without would_allow: a map hint over 8 allocates a
-	// table instead of a single group.
+	// At most 8 keys without would_allow or candidate_enforced: a map of
+	// more than 8 allocates a table instead of a single group, which a
+	// rollout route's every request would pay for.
 	n := 8
 	if d.Would != nil {
 		n++
 	}
-	if d.Rollout != nil {
-		n += 2
+	set := d.Route.PolicySet
+	if d.Rollout != nil && d.Rollout.CandidateEnforced {
+		// The set that decided: a canary's candidate for the callers in
+		// its share (the decision log has both sets' decisions).
+		set = d.Rollout.Candidate
+		n++
 	}
 	f := make(map[string]*structpb.Value, n)
 	f["decision_id"] = a.str(d.ID)
 	f["principal"] = a.str(d.PrincipalString())
-	f["policy_set"] = a.str(d.Route.PolicySet)
+	f["policy_set"] = a.str(set)
 	f["policies"] = structpb.NewListValue(&structpb.ListValue{Values: policies})
 	f["mode"] = a.str(d.Mode)
 	f["allowed"] = a.bool(d.Allow)
@@ -194,9 +199,8 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	if d.Would != nil {
 		f["would_allow"] = a.bool(d.Would.Allow)
 	}
-	if d.Rollout != nil {
-		f["candidate"] = a.str(d.Rollout.Candidate)
-		f["candidate_enforced"] = a.bool(d.Rollout.CandidateEnforced)
+	if d.Rollout != nil && d.Rollout.CandidateEnforced {
+		f["candidate_enforced"] = a.bool(true)
 	}
 	return &structpb.Struct{Fields: f}
 }

@@ -85,7 +85,7 @@ func TestRolloutShadowCountsEachOutcome(t *testing.T) {
 		{"POST", "/o", "", 403, OutcomeSame},
 	} {
 		r := h.decide(creq{method: c.method, path: c.path, peer: c.peer, ext: shadow})
-		if r.status != c.status || r.meta["candidate"] != "orders-v2" || r.meta["candidate_enforced"] != false {
+		if r.status != c.status || r.meta["policy_set"] != "orders" || r.meta["candidate_enforced"] != nil {
 			t.Fatalf("%s %s: status %d meta %v, want %d with the current set enforced", c.method, c.path, r.status, r.meta, c.status)
 		}
 	}
@@ -134,6 +134,10 @@ func TestRolloutCanaryEnforcesTheCandidateForAStableShare(t *testing.T) {
 		if enforced != (r.status == 200) && i != 1 {
 			t.Fatalf("caller %d: status %d but candidate_enforced %v", i, r.status, enforced)
 		}
+		// Envoy's metadata names the set that decided.
+		if want := map[bool]string{true: "orders-v2", false: "orders"}[enforced]; r.meta["policy_set"] != want {
+			t.Fatalf("caller %d: policy_set %v, want %s", i, r.meta["policy_set"], want)
+		}
 		in[workload(i)] = enforced
 	}
 	share := 0
@@ -148,7 +152,7 @@ func TestRolloutCanaryEnforcesTheCandidateForAStableShare(t *testing.T) {
 	for i := range n {
 		for _, a := range []*harness{h, replica} {
 			r := a.decide(creq{method: "DELETE", path: "/o/2", peer: workload(i), ext: canary})
-			if r.meta["candidate_enforced"] != in[workload(i)] {
+			if (r.meta["candidate_enforced"] == true) != in[workload(i)] {
 				t.Fatalf("caller %d changed sides on a repeat", i)
 			}
 		}
@@ -202,7 +206,7 @@ func TestRolloutCanaryEdges(t *testing.T) {
 	for share, want := range map[string]bool{"0": false, "100": true} {
 		for i := range 50 {
 			r := h.decide(creq{method: "GET", path: "/x", peer: workload(i), ext: rolloutExt(contract.StageCanary, share)})
-			if r.meta["candidate_enforced"] != want {
+			if (r.meta["candidate_enforced"] == true) != want {
 				t.Fatalf("share %s, caller %d: candidate_enforced %v", share, i, r.meta["candidate_enforced"])
 			}
 		}

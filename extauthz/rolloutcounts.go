@@ -48,19 +48,27 @@ type rolloutTable struct {
 	mu    sync.RWMutex
 	steps map[rolloutKey]*rolloutCounts
 	order []rolloutKey // insertion order, for eviction
+	// byRevision finds a step by its revision alone, the one field that
+	// normally tells steps apart: hashing one string instead of six
+	// fields. A hit is used only when its whole key matches.
+	byRevision map[string]*rolloutCounts
 }
 
 func newRolloutTable(metric *prometheus.CounterVec) *rolloutTable {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	return &rolloutTable{instance: hex.EncodeToString(id[:]), started: time.Now().UTC(), metric: metric, steps: map[rolloutKey]*rolloutCounts{}}
+	return &rolloutTable{instance: hex.EncodeToString(id[:]), started: time.Now().UTC(), metric: metric, steps: map[rolloutKey]*rolloutCounts{},
+		byRevision: map[string]*rolloutCounts{}}
 }
 
 // count records one compared request of a rollout route.
 func (t *rolloutTable) count(r *Route, o *RolloutOutcome) {
 	k := rolloutKey{route: r.ID, revision: r.Rollout, set: r.PolicySet, candidate: r.Candidate, stage: r.Stage, canary: r.Canary}
 	t.mu.RLock()
-	c := t.steps[k]
+	c := t.byRevision[k.revision]
+	if c == nil || c.key != k {
+		c = t.steps[k]
+	}
 	t.mu.RUnlock()
 	if c == nil {
 		c = t.add(k)
@@ -83,6 +91,9 @@ func (t *rolloutTable) add(k rolloutKey) *rolloutCounts {
 	if len(t.order) >= maxRolloutSteps {
 		old := t.order[0]
 		t.order = slices.Delete(t.order, 0, 1)
+		if t.byRevision[old.revision] == t.steps[old] {
+			delete(t.byRevision, old.revision)
+		}
 		delete(t.steps, old)
 		t.dropSeries(old)
 	}
@@ -93,6 +104,7 @@ func (t *rolloutTable) add(k rolloutKey) *rolloutCounts {
 		}
 	}
 	t.steps[k] = c
+	t.byRevision[k.revision] = c
 	t.order = append(t.order, k)
 	return c
 }

@@ -158,6 +158,14 @@ func (l *Logger) Dropped() uint64 {
 	return l.dropped.Load()
 }
 
+// Pending is the number of entries queued and not yet written.
+func (l *Logger) Pending() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.ch)
+}
+
 // batchPause is how long the writer lets entries gather after writing a
 // batch. Under load it turns one wakeup and one write(2) per decision into
 // one per batch (measured: the per-decision flush was ~3% of the

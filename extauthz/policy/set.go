@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cedar-policy/cedar-go"
 
@@ -33,7 +35,20 @@ type Set struct {
 	index    scopeIndex // nil for small sets
 	forbids  map[cedar.PolicyID]bool
 	context  *Uses
+
+	with *usesMemo // UsesWith's results
 }
+
+// usesMemo memoizes UsesWith: *Set → *Uses, at most maxUsesWith entries.
+type usesMemo struct {
+	m sync.Map
+	n atomic.Int32
+}
+
+// maxUsesWith bounds UsesWith's memo. A set meets the sets of its own load
+// (a handful of candidates); one kept across failed reloads meets each
+// new load's, which the bound stops from piling up.
+const maxUsesWith = 64
 
 // policyList is a set's policies in ID order. Authorize walks it once per
 // request; a slice walks faster than cedar.PolicySet's map.
@@ -58,6 +73,28 @@ func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 // ContextUses is what the set's policies observe of the request context;
 // the rest of the context cannot change the set's decisions.
 func (s *Set) ContextUses() *Uses { return s.context }
+
+// UsesWith is what s or o observes of the context (Union): one context
+// built for both serves a request evaluated by both, as a rollout route's
+// is. Memoized per o, so a request does not pay for the union.
+func (s *Set) UsesWith(o *Set) *Uses {
+	if o == nil || o == s {
+		return s.context
+	}
+	if s.with == nil {
+		return Union(s.context, o.context)
+	}
+	if u, ok := s.with.m.Load(o); ok {
+		return u.(*Uses)
+	}
+	u := Union(s.context, o.context)
+	if s.with.n.Load() < maxUsesWith {
+		if _, loaded := s.with.m.LoadOrStore(o, u); !loaded {
+			s.with.n.Add(1)
+		}
+	}
+	return u
+}
 
 // Len is the number of policies in the set.
 func (s *Set) Len() int { return len(s.policies) }
@@ -133,6 +170,7 @@ func parseSet(name string, files []source) (*Set, error) {
 		index:    newScopeIndex(list),
 		forbids:  forbids,
 		context:  contextUses(ps),
+		with:     &usesMemo{},
 	}, nil
 }
 

@@ -73,6 +73,31 @@ func (u *Uses) Sub(key string) *Uses {
 	}
 }
 
+// Union is what a or b observes: the context that serves both sets'
+// policies. Neither is modified; the result may be one of them.
+func Union(a, b *Uses) *Uses {
+	switch {
+	case a.None():
+		return b
+	case b.None():
+		return a
+	case a.all:
+		return a
+	case b.all:
+		return b
+	}
+	u := &Uses{keys: make(map[string]*Uses, len(a.keys)+len(b.keys))}
+	for k, sub := range a.keys {
+		u.keys[k] = Union(sub, b.keys[k])
+	}
+	for k, sub := range b.keys {
+		if _, ok := a.keys[k]; !ok {
+			u.keys[k] = sub
+		}
+	}
+	return u
+}
+
 // add marks path as observed, with everything under its last element.
 func (u *Uses) add(path []string) {
 	for _, k := range path {

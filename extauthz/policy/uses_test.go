@@ -70,3 +70,67 @@ func TestUsesSub(t *testing.T) {
 		t.Error("an attribute never named must not be observed")
 	}
 }
+
+// Two sets evaluated for one request share a context holding what either
+// observes: UsesWith is their union, memoized, and neither set's own
+// uses change.
+func TestUsesWithIsTheUnionOfTwoSets(t *testing.T) {
+	parse := func(src string) *Set {
+		s, err := ParseSet("s", map[string]string{"p.cedar": src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cur := parse(`permit (principal, action, resource) when { context.request.path == "/" && context.route.id == "r" };`)
+	cand := parse(`permit (principal, action, resource) when { context.request.method == "GET" && context.request.headers["x-a"] == "1" };`)
+	whole := parse(`permit (principal, action, resource) when { context.source == {} };`)
+	none := parse(`permit (principal, action, resource);`)
+	for _, c := range []struct {
+		name      string
+		a, b      *Set
+		want      string
+		wantOwnA  string
+		wantOwnB  string
+		sameAsOne *Uses
+	}{
+		{"overlapping records merge", cur, cand, `"request"."headers"."x-a" "request"."method" "request"."path" "route"."id"`, `"request"."path" "route"."id"`, `"request"."headers"."x-a" "request"."method"`, nil},
+		{"a record used whole absorbs nothing else", cur, whole, `"request"."path" "route"."id" "source"`, `"request"."path" "route"."id"`, `"source"`, nil},
+		{"a set observing nothing adds nothing", cur, none, `"request"."path" "route"."id"`, `"request"."path" "route"."id"`, ``, cur.ContextUses()},
+		{"no other set", cur, nil, `"request"."path" "route"."id"`, `"request"."path" "route"."id"`, ``, cur.ContextUses()},
+	} {
+		got := c.a.UsesWith(c.b)
+		if got.String() != c.want {
+			t.Errorf("%s: UsesWith = %q, want %q", c.name, got, c.want)
+		}
+		if c.sameAsOne != nil && got != c.sameAsOne {
+			t.Errorf("%s: a union adding nothing must be the set's own uses, not a copy", c.name)
+		}
+		if c.a.ContextUses().String() != c.wantOwnA || (c.b != nil && c.b.ContextUses().String() != c.wantOwnB) {
+			t.Errorf("%s: UsesWith changed a set's own uses: %q, %v", c.name, c.a.ContextUses(), c.b)
+		}
+		if c.b != nil && c.a.UsesWith(c.b) != got {
+			t.Errorf("%s: UsesWith is not memoized", c.name)
+		}
+	}
+	if u := Union(AllUses(), cur.ContextUses()); !u.Full() {
+		t.Error("a union with everything is everything")
+	}
+}
+
+// The memo is bounded: a set kept across many failed reloads meets every
+// new load's sets, and must not hold them all.
+func TestUsesWithMemoIsBounded(t *testing.T) {
+	s, _ := ParseSet("s", map[string]string{"p.cedar": `permit (principal, action, resource) when { context.request.path == "/" };`})
+	for i := range maxUsesWith * 3 {
+		o, _ := ParseSet("o", map[string]string{"p.cedar": `permit (principal, action, resource) when { context.route.id == "r" };`})
+		if got := s.UsesWith(o).String(); got != `"request"."path" "route"."id"` {
+			t.Fatalf("round %d: %q", i, got)
+		}
+	}
+	n := 0
+	s.with.m.Range(func(any, any) bool { n++; return true })
+	if n > maxUsesWith {
+		t.Fatalf("memo holds %d entries, bound %d", n, maxUsesWith)
+	}
+}

@@ -10,7 +10,7 @@
 package contract
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -189,12 +189,14 @@ func ParsePercent(s string) (int, bool) {
 
 // FormatPercent writes basis points as ParsePercent reads them.
 func FormatPercent(bp int) string {
-	s := fmt.Sprintf("%d.%02d", bp/100, bp%100)
+	// strconv, not fmt: the authorizer formats a canary share per logged
+	// request, and Itoa of a number under 100 does not allocate.
+	whole, frac := strconv.Itoa(bp/100), bp%100
 	switch {
-	case bp%100 == 0:
-		return s[:len(s)-3]
-	case bp%10 == 0:
-		return s[:len(s)-1]
+	case frac == 0:
+		return whole
+	case frac%10 == 0:
+		return whole + "." + string(rune('0'+frac/10))
 	}
-	return s
+	return whole + "." + string([]byte{byte('0' + frac/10), byte('0' + frac%10)})
 }
