@@ -553,15 +553,19 @@ func logEntry(d *Decision, attrs *Attributes, at time.Time, elapsed time.Duratio
 	}
 	e.Request = d.Request
 	if r := d.Rollout; r != nil {
-		e.Rollout = &decisionlog.Rollout{Candidate: r.Candidate, Stage: r.Stage, Revision: r.Revision, Enforced: d.Route.PolicySet,
+		// Written into the outcome, which is on the heap already: a log
+		// entry per rollout request without an allocation of its own.
+		lr := &r.logged
+		*lr = decisionlog.Rollout{Candidate: r.Candidate, Stage: r.Stage, Revision: r.Revision, Enforced: d.Route.PolicySet,
 			Outcome: r.Outcome(), CurrentAllowed: r.CurrentAllow, CandidateAllowed: r.CandidateAllow,
 			CandidatePolicies: r.CandidatePolicies, CandidateErrors: r.CandidateErrors, Error: r.CandidateErr}
 		if r.Stage == contract.StageCanary {
-			e.Rollout.Canary = contract.FormatPercent(r.Canary)
+			lr.Canary = contract.FormatPercent(r.Canary)
 		}
 		if r.CandidateEnforced {
-			e.Rollout.Enforced = r.Candidate
+			lr.Enforced = r.Candidate
 		}
+		e.Rollout = lr
 	}
 	return e
 }

@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/internal/contract"
 )
@@ -43,6 +44,7 @@ type RolloutOutcome struct {
 	CandidateErr    string
 	CandidateErrors int
 	outcome         int
+	logged          decisionlog.Rollout // the decision log's copy (logEntry)
 }
 
 // Outcome is the rollout outcome label of the request.
