@@ -1,0 +1,75 @@
+package ratelimit
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the service's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	Decisions   *prometheus.CounterVec
+	RedisErrors *prometheus.CounterVec
+	Invalid     prometheus.Counter
+	Reloads     *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_ratelimit_decisions_total",
+			Help: "Limited descriptors decided, by domain, limit (its place in the configuration), shadow mode and result (ok or over_limit).",
+		}, []string{"domain", "limit", "shadow", "result"}),
+		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_ratelimit_redis_errors_total",
+			Help: "Requests whose counters Redis could not update, by the failure mode applied (open: allowed, closed: over limit).",
+		}, []string{"failure_mode"}),
+		Invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_ratelimit_invalid_requests_total",
+			Help: "Requests refused as invalid (no domain, no descriptors, oversized).",
+		}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_ratelimit_config_reloads_total",
+			Help: "Configuration loads, by result (ok or error: the last good configuration stays).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.Decisions, m.RedisErrors, m.Invalid, m.Reloads)
+	return m
+}
+
+func (m *Metrics) decided(domain string, l *Limit, over bool) {
+	if m == nil {
+		return
+	}
+	result, shadow := "ok", "false"
+	if over {
+		result = "over_limit"
+	}
+	if l.ShadowMode || l.QuotaMode {
+		shadow = "true"
+	}
+	m.Decisions.WithLabelValues(domain, l.Path, shadow, result).Inc()
+}
+
+func (m *Metrics) redisError(mode string) {
+	if m != nil {
+		m.RedisErrors.WithLabelValues(mode).Inc()
+	}
+}
+
+func (m *Metrics) invalid() {
+	if m != nil {
+		m.Invalid.Inc()
+	}
+}
+
+func (m *Metrics) reloaded(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.Reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.Reloads.WithLabelValues("error").Inc()
+	}
+}
