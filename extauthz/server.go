@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -24,11 +23,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
+	"github.com/meshguard/meshguard/internal/grpcserver"
 	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/filewatch"
@@ -149,27 +148,6 @@ func (s *Server) openDecisionLog(m *Metrics) error {
 	return nil
 }
 
-// streamWorkers is the least number of goroutines serving Check streams.
-const streamWorkers = 64
-
-// GRPCServerOptions are the ext_authz server's gRPC options (shared with the
-// benchmark's no-op floor server so the two differ only in the handler).
-func GRPCServerOptions(maxRecv int) []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxRecv),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		// Reuse stream goroutines: a fresh goroutine per Check grows its stack
-		// on every call (Cedar evaluation is recursive), which showed up as
-		// ~7% of CPU under load. gRPC hands a stream to a fresh goroutine
-		// whenever every worker is busy, so the pool must cover the
-		// concurrent Checks, not the cores: with 4 workers and 16 concurrent
-		// streams, stack copying was still ~3.5% of CPU. An idle worker
-		// costs one parked goroutine.
-		grpc.NumStreamWorkers(uint32(max(runtime.GOMAXPROCS(0), streamWorkers))),
-	}
-}
-
 // Start binds every listener, starts serving and the file watchers, and
 // returns. Stop ends them.
 func (s *Server) Start(ctx context.Context) error {
@@ -190,7 +168,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 
-	opts := GRPCServerOptions(s.cfg.MaxRequestBytes)
+	opts := grpcserver.Options(s.cfg.MaxRequestBytes)
 	if s.tlsConf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tlsConf)))
 	}

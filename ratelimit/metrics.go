@@ -11,6 +11,7 @@ type Metrics struct {
 	RedisErrors *prometheus.CounterVec
 	Invalid     prometheus.Counter
 	Reloads     *prometheus.CounterVec
+	Pipelines   prometheus.Histogram
 }
 
 // NewMetrics registers the metrics with reg.
@@ -33,7 +34,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Configuration loads, by result (ok or error: the last good configuration stays).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Decisions, m.RedisErrors, m.Invalid, m.Reloads)
+	m.Pipelines = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "meshguard_ratelimit_pipeline_requests",
+		Help:    "Requests carried by each Redis pipeline: concurrent requests share one round trip.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	reg.MustRegister(m.Decisions, m.RedisErrors, m.Invalid, m.Reloads, m.Pipelines)
 	return m
 }
 

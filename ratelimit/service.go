@@ -126,7 +126,7 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 	}
 	var failed error
 	if len(incrs) > 0 {
-		failed = s.counter.Do(ctx, incrs)
+		failed = s.counter.Do(incrs)
 		if failed != nil {
 			if ctx.Err() != nil {
 				// The caller is gone (or its deadline passed): no answer

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/internal/grpcserver"
 	"github.com/meshguard/meshguard/internal/gctune"
 )
 
@@ -70,7 +70,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := grpc.NewServer(extauthz.GRPCServerOptions(1 << 20)...)
+	s := grpc.NewServer(grpcserver.Options(1 << 20)...)
 	authv3.RegisterAuthorizationServer(s, noop{})
 	reflection.Register(s)
 	go func() {
