@@ -30,7 +30,24 @@ type ProviderConfig struct {
 	MinRefetchInterval time.Duration `yaml:"min_refetch_interval"`
 	// FetchTimeout bounds one JWKS or discovery fetch (default 5s).
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// Revocation checks this provider's tokens against the revocation
+	// list (the authorizer's redis and revocation keys).
+	Revocation *RevocationConfig `yaml:"revocation"`
 }
+
+// RevocationConfig is a provider's use of the revocation list.
+type RevocationConfig struct {
+	// OnUnavailable decides a token while the list cannot be trusted
+	// (Redis unreachable, the list not yet loaded): "deny" (the default)
+	// or "allow". Either way it is counted and logged.
+	OnUnavailable string `yaml:"on_unavailable"`
+}
+
+// Revocation list fallbacks.
+const (
+	OnUnavailableDeny  = "deny"
+	OnUnavailableAllow = "allow"
+)
 
 // Defaults for remote key sources.
 const (
@@ -89,6 +106,13 @@ func (c ProviderConfig) Validate() error {
 	}
 	if c.RolesClaim != "" && strings.Contains("."+c.RolesClaim+".", "..") {
 		return fmt.Errorf("roles_claim %q: empty path segment", c.RolesClaim)
+	}
+	if r := c.Revocation; r != nil {
+		switch r.OnUnavailable {
+		case "", OnUnavailableDeny, OnUnavailableAllow:
+		default:
+			return fmt.Errorf("revocation.on_unavailable %q: want deny or allow", r.OnUnavailable)
+		}
 	}
 	return nil
 }

@@ -32,7 +32,12 @@ type Identity struct {
 	Provider string
 	Issuer   string
 	Subject  string
-	Expiry   time.Time
+	// TokenID (jti), SessionID (sid) and IssuedAt (iat, zero when absent)
+	// are what a revocation names.
+	TokenID   string
+	SessionID string
+	IssuedAt  time.Time
+	Expiry    time.Time
 	Roles    []string
 	// Claims is the Cedar form of the claims (context.jwt, and the User's attributes).
 	Claims cedar.Record
@@ -412,11 +417,20 @@ func (v *Verifier) validateClaims(p *provider, payload []byte, raw map[string]an
 	}
 	record, _ := ClaimsRecord(raw)
 	roles := Roles(raw, p.cfg.RolesClaim)
+	id := c.ID
+	sid, _ := raw["sid"].(string)
+	var iat time.Time
+	if c.IssuedAt != nil {
+		iat = c.IssuedAt.Time()
+	}
 	return &Identity{
-		Provider: name,
-		Issuer:   p.cfg.Issuer,
-		Subject:  sub,
-		Expiry:   c.Expiry.Time(),
+		Provider:  name,
+		Issuer:    p.cfg.Issuer,
+		Subject:   sub,
+		TokenID:   id,
+		SessionID: sid,
+		IssuedAt:  iat,
+		Expiry:    c.Expiry.Time(),
 		Roles:    roles,
 		Claims:   record,
 		Entity:   UserEntity(sub, roles, record),
