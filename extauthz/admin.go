@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/extauthz/revocation"
 	"github.com/meshguard/meshguard/internal/version"
 )
 
@@ -24,6 +25,8 @@ type AdminStatus struct {
 	// cache of the current load of the policies.
 	CachedDecisions    int    `json:"cached_decisions"`
 	DecisionLogDropped uint64 `json:"decision_log_dropped"`
+	// Revocations is the revocation list's state (with Redis).
+	Revocations *revocation.Status `json:"revocations,omitempty"`
 }
 
 // Status reports the authorizer's state.
@@ -40,12 +43,16 @@ func (a *Authorizer) Status() AdminStatus {
 		st.Providers = a.verifier.Status()
 		st.CachedTokens = a.verifier.CachedTokens()
 	}
+	if a.revocations != nil {
+		rs := a.revocations.Status()
+		st.Revocations = &rs
+	}
 	return st
 }
 
 // adminHandler serves /healthz (the process is up), /readyz (policies and
 // keys loaded), /metrics and /v1/status.
-func adminHandler(a *Authorizer, g prometheus.Gatherer, withPprof bool) http.Handler {
+func adminHandler(a *Authorizer, g prometheus.Gatherer, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -16,6 +16,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/extauthz/revocation"
 	"github.com/meshguard/meshguard/internal/contract"
 )
 
@@ -35,6 +36,10 @@ const (
 	ReasonTimeout         = "timeout"
 	ReasonPanic           = "panic"
 	ReasonInternal        = "internal"
+	// ReasonRevocationUnavailable: the token's provider checks revocations,
+	// the list cannot be trusted (Redis unreachable) and the provider
+	// says deny.
+	ReasonRevocationUnavailable = "revocation_unavailable"
 )
 
 // failClosedReasons are denials caused by the authorizer being unable to
@@ -42,6 +47,7 @@ const (
 var failClosedReasons = map[string]bool{
 	ReasonBadRequest: true, ReasonBadRoute: true, ReasonUnknownSet: true,
 	ReasonForbidError: true, ReasonTimeout: true, ReasonPanic: true, ReasonInternal: true,
+	ReasonRevocationUnavailable: true,
 }
 
 // Decision is the outcome for one request.
@@ -101,6 +107,10 @@ type Authorizer struct {
 	dlog     *decisionlog.Logger
 	log      *slog.Logger
 	rollouts *rolloutTable
+	// revocations is the revocation list (nil without Redis); revocation
+	// holds, for each provider that checks it, its fallback and counters.
+	revocations *revocation.List
+	revocation  map[string]*revocationCheck
 
 	// Decision cache outcomes, resolved once (nil without metrics).
 	cacheHit, cacheMiss, cacheBypass prometheus.Counter
@@ -120,6 +130,12 @@ func NewAuthorizer(cfg *Config, store *policy.Store, verifier *jwt.Verifier, m *
 		rolloutMetric = m.Rollout
 	}
 	a.rollouts = newRolloutTable(rolloutMetric)
+	a.revocation = map[string]*revocationCheck{}
+	for _, p := range cfg.JWT.Providers {
+		if p.Revocation != nil {
+			a.revocation[p.Name] = newRevocationCheck(p.Name, p.Revocation.OnUnavailable, m)
+		}
+	}
 	if m != nil {
 		a.cacheHit = m.DecisionCache.WithLabelValues("hit")
 		a.cacheMiss = m.DecisionCache.WithLabelValues("miss")
@@ -266,7 +282,57 @@ func (a *Authorizer) authenticate(ctx context.Context, attrs Attributes, d *Deci
 		return c, &Outcome{Status: 401, Reason: ReasonInvalidToken}
 	}
 	c.User = id
+	if rc := a.revocation[id.Provider]; rc != nil {
+		if out := a.checkRevoked(id, rc, d); out != nil {
+			return c, out
+		}
+	}
 	return c, nil
+}
+
+// revocationCheck is one provider's use of the revocation list: its
+// fallback, and its counters resolved once.
+type revocationCheck struct {
+	allowUnavailable bool
+	counts           map[string]prometheus.Counter // by result
+}
+
+func newRevocationCheck(provider, onUnavailable string, m *Metrics) *revocationCheck {
+	rc := &revocationCheck{allowUnavailable: onUnavailable == jwt.OnUnavailableAllow, counts: map[string]prometheus.Counter{}}
+	if m != nil {
+		for _, r := range []string{"ok", "revoked", "unavailable_denied", "unavailable_allowed"} {
+			rc.counts[r] = m.Revocation.WithLabelValues(provider, r)
+		}
+	}
+	return rc
+}
+
+// checkRevoked looks a verified token up in the revocation list (in
+// memory: no round trip). A revoked token is an invalid token; while the
+// list cannot be trusted, the provider's fallback decides.
+func (a *Authorizer) checkRevoked(id *jwt.Identity, rc *revocationCheck, d *Decision) *Outcome {
+	revoked, ok := false, false
+	if a.revocations != nil {
+		revoked, ok = a.revocations.Check(revocation.Token{ID: id.TokenID, Session: id.SessionID, Subject: id.Subject, IssuedAt: id.IssuedAt})
+	}
+	result := "ok"
+	var out *Outcome
+	switch {
+	case !ok && rc.allowUnavailable:
+		result = "unavailable_allowed"
+	case !ok:
+		result = "unavailable_denied"
+		d.Detail = "the revocation list is unavailable and provider " + id.Provider + " denies meanwhile"
+		out = &Outcome{Status: 403, Reason: ReasonRevocationUnavailable}
+	case revoked:
+		result = "revoked"
+		d.JWTError = &jwt.Error{Reason: jwt.ReasonRevoked, Provider: id.Provider, Err: errors.New("token revoked")}
+		out = &Outcome{Status: 401, Reason: ReasonInvalidToken}
+	}
+	if c := rc.counts[result]; c != nil {
+		c.Inc()
+	}
+	return out
 }
 
 func hasSPIFFEScheme(s string) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz/jwt"
 	"github.com/meshguard/meshguard/extauthz/schema"
+	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/yamlfile"
 )
 
@@ -50,6 +51,23 @@ type Config struct {
 	Tracing     TracingConfig     `yaml:"tracing"`
 	LogLevel    string            `yaml:"log_level"`
 	LogFormat   string            `yaml:"log_format"`
+	// Redis holds state shared by every replica: the revocation list.
+	Redis *redisclient.Config `yaml:"redis"`
+	// Revocation configures the revocation list (with Redis).
+	Revocation RevocationConfig `yaml:"revocation"`
+	// AdminTokenFile holds the bearer token the admin listener's write
+	// endpoints (POST /v1/revocations) require. Without it they are
+	// served only when the admin listener is on loopback.
+	AdminTokenFile string `yaml:"admin_token_file"`
+}
+
+// RevocationConfig configures the revocation list.
+type RevocationConfig struct {
+	// DefaultTTL is how long a session or subject revocation lasts when it
+	// does not say (default 24h: set it to your longest token lifetime).
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// Resync reloads the whole list this often (default 30s).
+	Resync time.Duration `yaml:"resync"`
 }
 
 // JWTConfig configures end-user token verification.
@@ -142,6 +160,13 @@ func (c *Config) resolvePaths(base string) {
 	c.Policies = abs(c.Policies)
 	c.Entities = abs(c.Entities)
 	c.SchemaFile = abs(c.SchemaFile)
+	c.AdminTokenFile = abs(c.AdminTokenFile)
+	if c.Redis != nil {
+		c.Redis.PasswordFile, c.Redis.SentinelPasswordFile = abs(c.Redis.PasswordFile), abs(c.Redis.SentinelPasswordFile)
+		if t := c.Redis.TLS; t != nil {
+			t.CAFile, t.CertFile, t.KeyFile = abs(t.CAFile), abs(t.CertFile), abs(t.KeyFile)
+		}
+	}
 	c.DecisionLog.Path = abs(c.DecisionLog.Path)
 	for i := range c.JWT.Providers {
 		c.JWT.Providers[i].JWKSFile = abs(c.JWT.Providers[i].JWKSFile)
@@ -209,6 +234,15 @@ func (c *Config) applyDefaults() {
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
+	if c.Redis != nil {
+		c.Redis.ApplyDefaults()
+	}
+	if c.Revocation.DefaultTTL == 0 {
+		c.Revocation.DefaultTTL = 24 * time.Hour
+	}
+	if c.Revocation.Resync == 0 {
+		c.Revocation.Resync = 30 * time.Second
+	}
 }
 
 // Validate checks the configuration; each error names its key.
@@ -242,6 +276,22 @@ func (c *Config) Validate() error {
 		if _, err := schema.Load(c.SchemaFile); err != nil {
 			add("schema_file", err)
 		}
+	}
+	if c.Redis != nil {
+		if err := c.Redis.Validate("redis"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, p := range c.JWT.Providers {
+		if p.Revocation != nil && c.Redis == nil {
+			add(fmt.Sprintf("jwt.providers[%d].revocation", i), errors.New("needs the redis block: the revocation list lives in Redis"))
+		}
+	}
+	if c.Revocation.DefaultTTL < 0 || c.Revocation.DefaultTTL > 366*24*time.Hour {
+		add("revocation.default_ttl", errors.New("must be between 0 and 366 days"))
+	}
+	if c.Revocation.Resync < 0 {
+		add("revocation.resync", errors.New("must not be negative"))
 	}
 	for _, h := range c.RequestHeaders {
 		if slices.Contains(secretHeaders, h) {

@@ -19,6 +19,7 @@ type Metrics struct {
 	DecisionDropped prometheus.Counter
 	DecisionCache   *prometheus.CounterVec
 	Rollout         *prometheus.CounterVec
+	Revocation      *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -65,13 +66,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshguard_authz_decision_cache_total",
 			Help: "Policy evaluations by decision cache outcome: hit, miss, or bypass (a key over 1 KiB). A route with a candidate set beside its own makes two evaluations per request.",
 		}, []string{"result"}),
+		Revocation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_authz_revocation_checks_total",
+			Help: "Verified tokens looked up in the revocation list, by provider and result: ok, revoked, unavailable_denied or unavailable_allowed (the list could not be trusted and the provider's on_unavailable decided).",
+		}, []string{"provider", "result"}),
 		Rollout: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshguard_authz_rollout_decisions_total",
 			Help: "Requests of rollout routes by route, current policy set, candidate set and how the candidate decided compared with the current set: same, allow_to_deny, deny_to_allow, or error (the candidate failed to evaluate or is not loaded).",
 		}, []string{"route", "set", "candidate", "outcome"}),
 	}
 	reg.MustRegister(m.Decisions, m.Latency, m.JWTFailures, m.Reloads, m.ReloadErrors,
-		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped, m.DecisionCache, m.Rollout)
+		m.FailClosed, m.Shadow, m.EvalErrors, m.DecisionDropped, m.DecisionCache, m.Rollout, m.Revocation)
 	return m
 }
 

@@ -18,6 +18,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -27,11 +28,14 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz/decisionlog"
 	"github.com/meshguard/meshguard/extauthz/jwt"
-	"github.com/meshguard/meshguard/internal/grpcserver"
 	"github.com/meshguard/meshguard/extauthz/policy"
+	"github.com/meshguard/meshguard/extauthz/revocation"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/admincmd"
 	"github.com/meshguard/meshguard/internal/filewatch"
+	"github.com/meshguard/meshguard/internal/grpcserver"
 	"github.com/meshguard/meshguard/internal/periodic"
+	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
@@ -60,6 +64,10 @@ type Server struct {
 
 	tlsConf *tls.Config // nil: plaintext listeners
 	closers []func()
+
+	redis       redis.UniversalClient // nil without the redis block
+	revocations *revocation.List
+	adminToken  string
 }
 
 // NewServer builds the server from cfg: loads policies (an error is logged
@@ -115,6 +123,24 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 		}
 		s.Authz.svids = sv
 		s.closers = append(s.closers, sv.close)
+	}
+	if cfg.Redis != nil {
+		rc, err := redisclient.New(*cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		s.redis = rc
+		s.closers = append(s.closers, func() { _ = rc.Close() })
+		s.Registry.MustRegister(redisclient.PoolCollector("authz", rc))
+		s.revocations = revocation.New(rc, revocation.Options{Prefix: cfg.Redis.KeyPrefix, Resync: cfg.Revocation.Resync, Log: log})
+		s.Authz.revocations = s.revocations
+	}
+	if cfg.AdminTokenFile != "" {
+		tok, err := admincmd.ReadToken(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin_token_file: %w", err)
+		}
+		s.adminToken = tok
 	}
 	if cfg.TLS != nil {
 		src, closeSrc, err := cfg.TLS.Open(ctx)
@@ -179,7 +205,9 @@ func (s *Server) Start(ctx context.Context) error {
 	reflection.Register(s.grpc)
 	s.updateHealth()
 
-	s.admin = &http.Server{Handler: adminHandler(s.Authz, s.Registry, s.cfg.AdminPprof), ReadHeaderTimeout: 5 * time.Second}
+	mux := adminHandler(s.Authz, s.Registry, s.cfg.AdminPprof)
+	s.revocationAPI(mux)
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.goServe("grpc", func() error { return s.grpc.Serve(s.grpcLis) })
 	s.goServe("admin", func() error { return s.admin.Serve(s.adminLis) })
 	if s.httpLis != nil {
@@ -199,6 +227,13 @@ func (s *Server) Start(ctx context.Context) error {
 		s.verifier.Start(ctx)
 	}
 	s.watchPolicies(ctx)
+	if s.revocations != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.revocations.Run(ctx)
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -121,8 +121,8 @@ type node struct {
 	// sharePattern is a share_threshold wildcard value ("files*"): every
 	// value it matches counts in one counter, keyed by the pattern.
 	sharePattern string
-	children  map[string]*keyNode
-	wildcards []wildcard // value prefixes ("files*"), in file order
+	children     map[string]*keyNode
+	wildcards    []wildcard // value prefixes ("files*"), in file order
 }
 
 type keyNode struct {

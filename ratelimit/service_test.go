@@ -37,7 +37,7 @@ func newClock() *clock {
 	c.ns.Store(time.Date(2026, 12, 6, 12, 0, 10, 250e6, time.UTC).UnixNano())
 	return c
 }
-func (c *clock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // replica is one rate-limit service on a loopback gRPC listener.

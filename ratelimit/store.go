@@ -121,4 +121,3 @@ func (s *Service) LastError() error {
 	}
 	return nil
 }
-

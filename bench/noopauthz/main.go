@@ -25,8 +25,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/meshguard/meshguard/internal/grpcserver"
 	"github.com/meshguard/meshguard/internal/gctune"
+	"github.com/meshguard/meshguard/internal/grpcserver"
 )
 
 type noop struct {

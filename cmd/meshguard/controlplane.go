@@ -20,6 +20,7 @@ import (
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/admincmd"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
@@ -66,13 +67,11 @@ listener is loopback), /metrics, /healthz, /readyz.`,
 				cfg.TLS = &tlsConf
 			}
 			if tokenFile != "" {
-				b, err := os.ReadFile(tokenFile)
+				tok, err := admincmd.ReadToken(tokenFile)
 				if err != nil {
-					return fmt.Errorf("admin token: %w", err)
+					return err
 				}
-				if cfg.AdminToken = strings.TrimSpace(string(b)); len(cfg.AdminToken) < 16 {
-					return fmt.Errorf("admin token in %s: at least 16 characters", tokenFile)
-				}
+				cfg.AdminToken = tok
 			}
 			s, err := controlplane.New(cfg, log)
 			if err != nil {

@@ -25,6 +25,8 @@ const (
 	ReasonAudience        Reason = "wrong_audience"
 	ReasonMissingSubject  Reason = "missing_sub"
 	ReasonKeysUnavailable Reason = "keys_unavailable"
+	// ReasonRevoked: the token verified but is on the revocation list.
+	ReasonRevoked Reason = "revoked"
 )
 
 // Error is a refused token. Its message is for logs (it never contains the

@@ -38,7 +38,7 @@ type Identity struct {
 	SessionID string
 	IssuedAt  time.Time
 	Expiry    time.Time
-	Roles    []string
+	Roles     []string
 	// Claims is the Cedar form of the claims (context.jwt, and the User's attributes).
 	Claims cedar.Record
 	// Entity is the User principal with its Role parents.
@@ -431,10 +431,10 @@ func (v *Verifier) validateClaims(p *provider, payload []byte, raw map[string]an
 		SessionID: sid,
 		IssuedAt:  iat,
 		Expiry:    c.Expiry.Time(),
-		Roles:    roles,
-		Claims:   record,
-		Entity:   UserEntity(sub, roles, record),
-		Raw:      raw,
+		Roles:     roles,
+		Claims:    record,
+		Entity:    UserEntity(sub, roles, record),
+		Raw:       raw,
 	}, nil
 }
 

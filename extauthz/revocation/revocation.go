@@ -164,8 +164,8 @@ func New(client redis.UniversalClient, o Options) *List {
 	return l
 }
 
-func (l *List) channel() string          { return l.o.Prefix + "revocations" }
-func (l *List) keyPattern() string       { return l.o.Prefix + "revoked:*" }
+func (l *List) channel() string           { return l.o.Prefix + "revocations" }
+func (l *List) keyPattern() string        { return l.o.Prefix + "revoked:*" }
 func (l *List) key(kind, v string) string { return l.o.Prefix + "revoked:" + kind + ":" + v }
 
 // Check reports whether t is revoked. ok is false when the list cannot be
