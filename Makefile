@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/meshguard/meshguard/internal/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis
 
 all: build
 
@@ -27,14 +27,24 @@ run: build wasm
 
 ## test: formatting, vet and every test with the race detector.
 ## The identity tests run a real SPIRE server and agent: built once per machine
-## into ~/.cache/meshguard (5-15 minutes the first time, on 2 cores).
-test: fmt-check vet spire wasm
+## into ~/.cache/meshguard (5-15 minutes the first time, on 2 cores). The
+## shared-state tests run real redis-server and redis-sentinel processes.
+test: fmt-check vet spire wasm redis
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
 
 spire:
 	bash tools/spire/build.sh
+
+## redis: redis-server and redis-sentinel, from Debian's packages when run as root
+redis:
+	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "apt-get install redis-server redis-sentinel"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; \
+		service redis-server stop >/dev/null 2>&1 || true; service redis-sentinel stop >/dev/null 2>&1 || true; \
+	else echo "the tests need redis-server and redis-sentinel on PATH (Debian: sudo apt-get install redis-server redis-sentinel)"; exit 1; fi
 
 test-short:
 	$(GO) test -count=1 ./...

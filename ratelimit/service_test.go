@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/redistest"
 )
 
@@ -51,6 +53,11 @@ func startReplica(t *testing.T, redisAddr string, cfg *Config, clk *clock, o Opt
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true, MaxRetries: 0,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	return startReplicaWith(t, rc, cfg, clk, o)
+}
+
+func startReplicaWith(t *testing.T, rc redis.UniversalClient, cfg *Config, clk *clock, o Options) *replica {
+	t.Helper()
 	t.Cleanup(func() { _ = rc.Close() })
 	counter := NewCounter(rc, CounterOptions{Timeout: 300 * time.Millisecond})
 	t.Cleanup(counter.Close)
@@ -357,5 +364,86 @@ func TestReloadKeepsTheLastGoodConfiguration(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.metrics.Reloads.WithLabelValues("error")); got != 1 {
 		t.Fatalf("reload errors counted %v", got)
+	}
+}
+
+// A Sentinel failover under load: while the master is gone, fail-closed
+// answers OVER_LIMIT; once the Sentinels promote the replica, the service
+// counts again by itself, without a restart.
+func TestSentinelFailoverUnderLoad(t *testing.T) {
+	st := redistest.StartSentinel(t, "rl")
+	rc, err := redisclient.New(redisclient.Config{Mode: redisclient.ModeSentinel, Addrs: st.Addrs(), MasterName: "rl",
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startReplicaWith(t, rc, mustConfig(t, apiLimits), newClock(), Options{FailureMode: FailClosed})
+	var ok, over atomic.Int64
+	var lastOK atomic.Int64 // unix nanos of the latest OK
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// One counter per call: the limit is never reached, so an
+				// OVER_LIMIT can only be the failure mode.
+				resp, err := r.client.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "api",
+					Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("user", "w"+strconv.Itoa(w)+"-"+strconv.Itoa(i))}})
+				switch {
+				case err != nil:
+					t.Error(err)
+					return
+				case resp.GetOverallCode() == rlsv3.RateLimitResponse_OK:
+					ok.Add(1)
+					lastOK.Store(time.Now().UnixNano())
+				default:
+					over.Add(1)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for ok.Load() < 100 {
+		if time.Now().After(deadline) {
+			t.Fatal("no load before the failover")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	old, _ := st.MasterAddr(context.Background())
+	killed := time.Now()
+	st.Master.Kill()
+	deadline = killed.Add(10 * time.Second)
+	for over.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no OVER_LIMIT while the master was gone: fail-closed did not apply")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	outage := time.Now()
+	okAtOutage := ok.Load()
+	deadline = killed.Add(40 * time.Second)
+	// Counting again: OKs well after the outage was seen, a hundred of them.
+	for lastOK.Load() < outage.UnixNano() || ok.Load() < okAtOutage+100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not counting again 40s after the master died (OK %d, OVER_LIMIT %d)", ok.Load(), over.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	now, _ := st.MasterAddr(context.Background())
+	t.Logf("master %s → %s; counting again %s after the kill; %d OK, %d OVER_LIMIT (fail-closed) in all",
+		old, now, time.Since(killed).Round(100*time.Millisecond), ok.Load(), over.Load())
+	if now == old {
+		t.Fatal("the Sentinels did not promote the replica")
+	}
+	if got := testutil.ToFloat64(r.metrics.RedisErrors.WithLabelValues(FailClosed)); got == 0 {
+		t.Fatal("the outage was not counted")
 	}
 }

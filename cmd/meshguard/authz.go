@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/internal/gctune"
+	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/telemetry"
 )
 
@@ -51,6 +52,7 @@ docs/operations.md, "Memory and garbage collection").`,
 			if err != nil {
 				return err
 			}
+			redisclient.SetLogger(log)
 			srv, err := extauthz.NewServer(cmd.Context(), cfg, log)
 			if err != nil {
 				return err

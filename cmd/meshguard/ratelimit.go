@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/internal/gctune"
+	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/telemetry"
 	"github.com/meshguard/meshguard/ratelimit"
 )
@@ -50,6 +51,7 @@ See docs/ratelimit.md.`,
 			if err != nil {
 				return err
 			}
+			redisclient.SetLogger(log)
 			srv, err := ratelimit.NewServer(s, log)
 			if err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -256,4 +257,17 @@ func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(p.desc(m.name, m.help), m.kind, float64(m.v))
 	}
+}
+
+// SetLogger sends go-redis's own messages (reconnects, Sentinel
+// failovers) to log at info level, instead of its default standard-error
+// logger. The setting is process-wide, as go-redis's logger is.
+func SetLogger(log *slog.Logger) {
+	redis.SetLogger(slogAdapter{log})
+}
+
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
+	a.log.InfoContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
