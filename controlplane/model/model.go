@@ -40,12 +40,15 @@ type Spec struct {
 	TrustDomain string `yaml:"trustDomain"`
 	// Policies is the Cedar policy directory the authorizer enforces; when
 	// set, routes may only name policy sets that exist there.
-	Policies string       `yaml:"policies"`
-	Authz    Authz        `yaml:"authz"`
-	Identity Identity     `yaml:"identity"`
-	XDS      XDS          `yaml:"xds"`
-	Services []Service    `yaml:"services"`
-	Filters  []WasmFilter `yaml:"filters"`
+	Policies string `yaml:"policies"`
+	Authz    Authz  `yaml:"authz"`
+	// RateLimitService is the global rate-limit service (meshguard
+	// ratelimit, or any Envoy RLS v3 server) that routes' rateLimits ask.
+	RateLimitService *RateLimitService `yaml:"rateLimitService"`
+	Identity         Identity          `yaml:"identity"`
+	XDS              XDS               `yaml:"xds"`
+	Services         []Service         `yaml:"services"`
+	Filters          []WasmFilter      `yaml:"filters"`
 	// Federation lists other trust domains whose workloads may be trusted,
 	// and where their bundles come from. Sidecars then validate peers
 	// against "ALL" (own and federated bundles) instead of "ROOTCA".
@@ -61,6 +64,23 @@ type Authz struct {
 	// AllowedHeaders are forwarded to the authorizer in addition to the
 	// ones it always needs (authorization, traceparent, tracestate, x-request-id).
 	AllowedHeaders []string `yaml:"allowedHeaders"`
+}
+
+// DefaultRateLimitTimeout bounds a call to the rate-limit service.
+const DefaultRateLimitTimeout = 100 * time.Millisecond
+
+// RateLimitService locates the global rate-limit service.
+type RateLimitService struct {
+	// Address is host:port of its gRPC listener.
+	Address string `yaml:"address"`
+	// Domain is the rate-limit domain requests name (default: the mesh's
+	// name): the domain of the service's configuration file.
+	Domain string `yaml:"domain"`
+	// Timeout bounds one call (default 100ms).
+	Timeout Duration `yaml:"timeout"`
+	// FailClosed answers 500 to requests while the service cannot be
+	// reached (Envoy's failure_mode_deny); by default they are let through.
+	FailClosed bool `yaml:"failClosed"`
 }
 
 // Identity says where sidecars get their SVIDs.
@@ -124,6 +144,12 @@ type Route struct {
 	Public bool `yaml:"public"`
 	// Rollout moves the route from Policy to a candidate set, stage by stage.
 	Rollout *Rollout `yaml:"rollout"`
+	// RateLimits are the descriptors the route's requests are counted by
+	// in the global rate-limit service: each a list of parts (route,
+	// service, principal, caller, path, remote_address; see
+	// contract.RateLimitParts), the service's configuration setting the
+	// limits.
+	RateLimits [][]string `yaml:"rateLimits"`
 
 	// Step is where the rollout stands, set by the rollout controller (it
 	// is not part of the document). Nil: the route's declared stage.

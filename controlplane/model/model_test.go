@@ -116,3 +116,37 @@ func TestQuickstartMeshIsValid(t *testing.T) {
 		t.Fatalf("services: %d", len(m.Spec.Services))
 	}
 }
+
+func TestRateLimitsAreChecked(t *testing.T) {
+	const service = "  authz: {address: 127.0.0.1:9191}\n  rateLimitService: {address: 127.0.0.1:8081}\n"
+	route := "        - match: {prefix: /, methods: [get]}\n"
+	for _, c := range []struct {
+		name, spec, route, want string
+	}{
+		{"no service to ask", "", route + "          rateLimits: [[route]]\n", "spec.services[1].routes[0].rateLimits: needs spec.rateLimitService"},
+		{"an unknown part", service, route + "          rateLimits: [[route, user]]\n", `rateLimits[0][1]: "user": want one of route, service, principal, caller, path, remote_address`},
+		{"a part twice", service, route + "          rateLimits: [[path, path]]\n", `rateLimits[0][1]: "path" twice`},
+		{"an empty descriptor", service, route + "          rateLimits: [[]]\n", "rateLimits[0]: an empty descriptor"},
+		{"a principal on a public route", service, route + "          public: true\n          rateLimits: [[principal]]\n", "a public route has no principal"},
+		{"a bad address", "  authz: {address: 127.0.0.1:9191}\n  rateLimitService: {address: ratelimit}\n", route, "spec.rateLimitService.address"},
+		{"a timeout too long", "  authz: {address: 127.0.0.1:9191}\n  rateLimitService: {address: 127.0.0.1:8081, timeout: 1m}\n", route, "spec.rateLimitService.timeout"},
+	} {
+		doc := strings.Replace(minimal, route, c.route, 1)
+		if c.spec != "" {
+			doc = strings.Replace(doc, "  authz: {address: 127.0.0.1:9191}\n", c.spec, 1)
+		}
+		_, err := Parse([]byte(doc), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v\nwant mention of %q", c.name, err, c.want)
+		}
+	}
+	doc := strings.Replace(strings.Replace(minimal, route, route+"          rateLimits: [[route, principal], [caller]]\n", 1),
+		"  authz: {address: 127.0.0.1:9191}\n", service, 1)
+	m, err := Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rl := m.Spec.RateLimitService; rl.Domain != "m" || rl.Timeout.Duration != DefaultRateLimitTimeout {
+		t.Fatalf("defaults: %+v", rl)
+	}
+}

@@ -95,6 +95,14 @@ func (m *Mesh) applyDefaults() {
 	if s.XDS.Address == "" {
 		s.XDS.Address = DefaultXDSAddress
 	}
+	if rl := s.RateLimitService; rl != nil {
+		if rl.Domain == "" {
+			rl.Domain = m.Metadata.Name
+		}
+		if rl.Timeout.Duration == 0 {
+			rl.Timeout.Duration = DefaultRateLimitTimeout
+		}
+	}
 	for i := range s.Services {
 		svc := &s.Services[i]
 		if svc.Namespace == "" {
@@ -195,6 +203,15 @@ func (m *Mesh) validate(checks Checks) []FieldError {
 		v.add("spec.identity.provider", "%q: want meshguard or spire", s.Identity.Provider)
 	}
 	checkHostPort(v, "spec.xds.address", s.XDS.Address, true)
+	if rl := s.RateLimitService; rl != nil {
+		checkHostPort(v, "spec.rateLimitService.address", rl.Address, true)
+		if t := rl.Timeout.Duration; t <= 0 || t > 10*time.Second {
+			v.add("spec.rateLimitService.timeout", "must be between 1ms and 10s")
+		}
+		if rl.Domain == "" || len(rl.Domain) > 256 {
+			v.add("spec.rateLimitService.domain", "1 to 256 characters")
+		}
+	}
 
 	federated := map[string]bool{}
 	for i, f := range s.Federation {
@@ -273,6 +290,9 @@ func (m *Mesh) validate(checks Checks) []FieldError {
 		hasProxyless := false
 		for _, w := range svc.Workloads {
 			hasProxyless = hasProxyless || w.Proxyless
+		}
+		for j, r := range svc.Routes {
+			validateRateLimits(v, fmt.Sprintf("%s.routes[%d].rateLimits", p, j), r, s.RateLimitService != nil, hasProxyless)
 		}
 		if hasProxyless && svc.Protocol != "grpc" {
 			v.add(p+".protocol", "proxyless workloads are gRPC-Go processes: the service must be protocol grpc")
@@ -599,4 +619,38 @@ func (m *Mesh) Filter(name string) (*WasmFilter, bool) {
 		}
 	}
 	return nil, false
+}
+
+// validateRateLimits checks a route's rate-limit descriptors: known parts,
+// each once per descriptor, a service to ask, a sidecar to ask it.
+func validateRateLimits(v *validator, p string, r Route, haveService, proxyless bool) {
+	if len(r.RateLimits) == 0 {
+		return
+	}
+	if !haveService {
+		v.add(p, "needs spec.rateLimitService: the global rate-limit service to ask")
+	}
+	if proxyless {
+		v.add(p, "gRPC-Go (proxyless) has no rate-limit filter: only sidecars enforce rateLimits")
+	}
+	for i, d := range r.RateLimits {
+		dp := fmt.Sprintf("%s[%d]", p, i)
+		if len(d) == 0 {
+			v.add(dp, "an empty descriptor: list its parts (%s)", strings.Join(contract.RateLimitParts, ", "))
+		}
+		seen := map[string]bool{}
+		for j, part := range d {
+			switch {
+			case !slices.Contains(contract.RateLimitParts, part):
+				v.add(fmt.Sprintf("%s[%d]", dp, j), "%q: want one of %s", part, strings.Join(contract.RateLimitParts, ", "))
+			case seen[part]:
+				v.add(fmt.Sprintf("%s[%d]", dp, j), "%q twice in one descriptor", part)
+			case part == contract.RateLimitPrincipal && r.Public:
+				// A public route skips the authorizer: no principal header,
+				// and Envoy would drop the descriptor, limiting nothing.
+				v.add(fmt.Sprintf("%s[%d]", dp, j), "a public route has no principal (it skips the authorizer)")
+			}
+			seen[part] = true
+		}
+	}
 }

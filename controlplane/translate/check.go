@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -123,6 +124,12 @@ func (r *Resources) Check() error {
 			case *hcmv3.Rds:
 				if !routes[v.GetRouteConfigName()] {
 					errs = append(errs, fmt.Errorf("RDS %q: no such route configuration", v.GetRouteConfigName()))
+				}
+			case *corev3.GrpcService_EnvoyGrpc:
+				// The SPIRE agent's cluster is a static one of the
+				// bootstrap, not served.
+				if n := v.GetClusterName(); !clusters[n] && n != SPIREAgentCluster {
+					errs = append(errs, fmt.Errorf("gRPC service cluster %q: no such cluster", v.GetClusterName()))
 				}
 			case *tlsv3.SdsSecretConfig:
 				if v.GetSdsConfig().GetAds() != nil && !secrets[v.GetName()] {

@@ -3,10 +3,7 @@ package translate
 import (
 	"fmt"
 	"maps"
-	"net"
-	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +120,9 @@ func (t *translator) translate() *Resources {
 				return t.staticCluster(LocalCluster, "127.0.0.1", t.w.AppPort, t.svc.Protocol == "grpc")
 			}),
 			memoize(t, "authz", t.authzCluster))
+		if t.hasRateLimits() {
+			r.Clusters = append(r.Clusters, memoize(t, "ratelimit", t.rateLimitCluster))
+		}
 		r.Clusters = append(r.Clusters, memoize(t, "wasm|"+svc, t.wasmClusters)...)
 		r.rdsRefs = append(r.rdsRefs, InboundRoutes(svc))
 	}
@@ -282,6 +282,9 @@ func (t *translator) buildInboundHCM(statPrefix string) *listenerv3.Filter {
 	filters = append(filters, t.wasmFilters(beforeAuthz)...)
 	filters = append(filters, &hcmv3.HttpFilter{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.pack(authz)}})
 	filters = append(filters, t.wasmFilters(afterAuthz)...)
+	if t.hasRateLimits() {
+		filters = append(filters, t.rateLimitFilter())
+	}
 	filters = append(filters, t.router())
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
@@ -324,10 +327,12 @@ func (t *translator) inboundRoutes() *routev3.RouteConfiguration {
 	}
 	for i := range t.svc.Routes {
 		r := &t.svc.Routes[i]
+		action := t.routeTo(LocalCluster, t.svc.Protocol)
+		action.Route.RateLimits = t.routeRateLimits(r)
 		vh.Routes = append(vh.Routes, &routev3.Route{
 			Name:                 r.ID,
 			Match:                routeMatch(r.Match),
-			Action:               t.routeTo(LocalCluster, t.svc.Protocol),
+			Action:               action,
 			TypedPerFilterConfig: t.extAuthzPerRoute(RouteExtensions(r), r.Public),
 		})
 	}
@@ -536,15 +541,5 @@ func (t *translator) staticCluster(name, ip string, port uint32, h2 bool) *clust
 }
 
 func (t *translator) authzCluster() *clusterv3.Cluster {
-	host, portStr, _ := net.SplitHostPort(t.m.Spec.Authz.Address)
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		t.fail("spec.authz.address: bad port %q", portStr)
-		return nil
-	}
-	c := t.staticCluster(AuthzCluster, host, uint32(port), true)
-	if _, err := netip.ParseAddr(host); err != nil {
-		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-	}
-	return c
+	return t.grpcCluster(AuthzCluster, t.m.Spec.Authz.Address, "spec.authz.address")
 }

@@ -200,3 +200,27 @@ func FormatPercent(bp int) string {
 	}
 	return whole + "." + string([]byte{byte('0' + frac/10), byte('0' + frac%10)})
 }
+
+// Rate-limit descriptor parts a route's rateLimits name; each becomes one
+// descriptor entry with this key. A rate-limit service's configuration
+// (envoyproxy/ratelimit's format) matches these keys.
+const (
+	// RateLimitRoute is the route id (generic key).
+	RateLimitRoute = "route"
+	// RateLimitService is the destination service (generic key).
+	RateLimitService = "service"
+	// RateLimitPrincipal is the Cedar principal the authorizer decided
+	// for (its x-meshguard-principal header): User::"alice",
+	// Workload::"spiffe://…" or Anonymous::"anonymous".
+	RateLimitPrincipal = "principal"
+	// RateLimitCaller is the calling workload's SPIFFE ID (the peer
+	// certificate's URI SAN).
+	RateLimitCaller = "caller"
+	// RateLimitPath is the request path.
+	RateLimitPath = "path"
+	// RateLimitRemoteAddress is the client's address.
+	RateLimitRemoteAddress = "remote_address"
+)
+
+// RateLimitParts lists every descriptor part, in documentation order.
+var RateLimitParts = []string{RateLimitRoute, RateLimitService, RateLimitPrincipal, RateLimitCaller, RateLimitPath, RateLimitRemoteAddress}
