@@ -187,3 +187,18 @@ func TestADirectoryLoadsEveryYAMLFileAndSkipsTheRest(t *testing.T) {
 		t.Fatal("a missing path loaded")
 	}
 }
+
+// The quickstart's limits load, and match what its mesh sends.
+func TestTheQuickstartLimitsLoad(t *testing.T) {
+	c, err := Load("../examples/quickstart/ratelimit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Lookup("quickstart", desc("route", "payments/charge", "caller", "spiffe://meshguard.local/ns/demo/sa/orders"))
+	if m.Limit == nil || m.Limit.RequestsPerUnit != 20 {
+		t.Fatalf("per caller: %+v", m.Limit)
+	}
+	if m := c.Lookup("quickstart", desc("route", "payments/charge", "principal", `Workload::"spiffe://meshguard.local/ns/demo/sa/batch"`)); m.Limit == nil || !m.Limit.Unlimited {
+		t.Fatalf("the batch job: %+v", m.Limit)
+	}
+}

@@ -88,12 +88,22 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	log := slog.New(slog.NewTextHandler(logFile, nil))
 	meshPath := filepath.Join(o.configDir, "mesh.yaml")
 
+	// Shared state: a Redis of the quickstart's own, when one is installed.
+	var children []*exec.Cmd
+	defer func() { stopChildren(children) }()
+	shared, err := startSharedState(ctx, o, log, &children)
+	if err != nil {
+		return err
+	}
+	defer shared.stop()
+
 	// Authorizer.
 	acfg, err := extauthz.LoadConfig(filepath.Join(o.configDir, "authz.yaml"))
 	if err != nil {
 		return err
 	}
 	acfg.DecisionLog.Path = filepath.Join(o.runDir, "logs", "decisions.jsonl")
+	shared.configureAuthz(acfg)
 	authz, err := extauthz.NewServer(ctx, acfg, log)
 	if err != nil {
 		return err
@@ -156,8 +166,6 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	if err != nil {
 		return err
 	}
-	var children []*exec.Cmd
-	defer func() { stopChildren(children) }()
 	start := func(name string, env []string, bin string, args ...string) error {
 		logf, err := os.Create(filepath.Join(o.runDir, "logs", name+".log"))
 		if err != nil {
@@ -211,6 +219,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
   frontend        http://%s  %s
   Envoy sidecars  %s
                   attach one yourself: envoy -c %s
+  shared state    %s
 
 Try:
   curl -s localhost:8000/catalog                    # anonymous: allowed (public catalog)
@@ -218,12 +227,13 @@ Try:
   curl -s localhost:8000/orders/42 -H "authorization: Bearer $(./bin/meshguard demo token --sub alice)"
   curl -s -X POST localhost:8000/orders -H "authorization: Bearer $(./bin/meshguard demo token --sub sam --roles staff)"
   ./bin/meshguard status
+  ./bin/meshguard rollout status
 
 Ctrl-C stops everything.
 `, mesh.Metadata.Name, mesh.Spec.TrustDomain, authz.GRPCAddr(), authz.HTTPAddr(), authz.AdminAddr(), cp.Addr(), cp.AdminAddr(),
 		caDir, filepath.Join(o.runDir, "bootstrap"), filepath.Join(o.runDir, "logs"), acfg.DecisionLog.Path,
 		upFrontendUI, map[bool]string{true: "(ready)", false: "(not answering yet; see its log)"}[ready],
-		envoyNote, firstOr(sidecars, func(p proc) string { return p.bootstrap }))
+		envoyNote, firstOr(sidecars, func(p proc) string { return p.bootstrap }), shared.note)
 
 	// Keep proxyless SVID files fresh (gRPC's file_watcher re-reads them).
 	t := time.NewTicker(proxylessTTL / 2)

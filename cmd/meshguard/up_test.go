@@ -454,6 +454,39 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		waitFor(t, "alice reads again", 5*time.Second, func() bool { return read("alice") == 200 })
 	})
 
+	t.Run("shared state: revoking a user's tokens, the rate-limit service", func(t *testing.T) {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			// The documented fallback: the quickstart runs without it and says how to get it.
+			if !strings.Contains(out.String(), "shared state    off: redis-server is not installed") {
+				t.Fatalf("without redis-server the quickstart must say so:\n%s", out.String())
+			}
+			return
+		}
+		if !strings.Contains(out.String(), "rate-limit service 127.0.0.1:8081") {
+			t.Fatalf("the rate-limit service is not announced:\n%s", out.String())
+		}
+		erin := token("erin", "customer")
+		if st, _ := httpDo(t, "GET", "http://127.0.0.1:8000/orders/7", erin); st != 200 {
+			t.Fatalf("before the revocation: %d", st)
+		}
+		res, err := exec.Command(bin, "revoke", "--sub", "erin", "--reason", "the tour").CombinedOutput()
+		if err != nil || !strings.Contains(string(res), `revoked sub "erin"`) {
+			t.Fatalf("meshguard revoke: %v\n%s", err, res)
+		}
+		waitFor(t, "erin's token refused", 2*time.Second, func() bool {
+			st, _ := httpDo(t, "GET", "http://127.0.0.1:8000/orders/7", erin)
+			return st == 401
+		})
+		if st, _ := httpDo(t, "GET", "http://127.0.0.1:8000/orders/7", token("sam", "staff")); st != 200 {
+			t.Fatalf("another user after erin's revocation: %d", st)
+		}
+		// The rate-limit service serves the quickstart's limits.
+		_, body := httpDo(t, "GET", "http://127.0.0.1:6070/v1/status", "")
+		if !strings.Contains(body, `"quickstart"`) || !strings.Contains(body, `"redis": "ok"`) {
+			t.Fatalf("rate-limit service status: %s", body)
+		}
+	})
+
 	// Ctrl-C stops everything; a second start reuses the CA.
 	caCert := mustRead(t, filepath.Join(qs, ".meshguard", "ca", "ca.crt"))
 	stop()
