@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/translate"
+	"github.com/meshguard/meshguard/internal/periodic"
 )
 
 // Routes are a service's routes with the context extensions a sidecar
@@ -53,7 +54,7 @@ func (r *Routes) Extensions(method, path string) map[string]string {
 func (r *Routes) Follow(ctx context.Context, admin, service string, every time.Duration, log *slog.Logger) {
 	url := "http://" + admin + "/v1/routes/" + service
 	client := &http.Client{Timeout: 2 * time.Second}
-	read := func() {
+	read := func(ctx context.Context) {
 		list, err := fetchRoutes(ctx, client, url)
 		if err != nil {
 			log.Warn("routes not refreshed from the control plane; keeping the last ones", "err", err)
@@ -61,17 +62,8 @@ func (r *Routes) Follow(ctx context.Context, admin, service string, every time.D
 		}
 		r.list.Store(&list)
 	}
-	read()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			read()
-		}
-	}
+	read(ctx)
+	periodic.Every(ctx, every, read)
 }
 
 func fetchRoutes(ctx context.Context, client *http.Client, url string) ([]translate.RouteContext, error) {
