@@ -183,7 +183,9 @@ func (e *rolloutEnv) call(ext map[string]string, sa string) (allowed, candidate 
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	enforced, _ := resp.GetDynamicMetadata().AsMap()["candidate_enforced"].(bool)
+	// The metadata names the set that decided: the candidate for callers
+	// in the canary's share.
+	enforced := resp.GetDynamicMetadata().AsMap()["policy_set"] == ext[extauthz.ExtCandidate]
 	return resp.GetStatus().GetCode() == int32(code.Code_OK), enforced
 }
 

@@ -171,9 +171,8 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	for i, p := range d.Policies {
 		policies[i] = a.str(p)
 	}
-	// At most 8 keys without would_allow or candidate_enforced: a map of
-	// more than 8 allocates a table instead of a single group, which a
-	// rollout route's every request would pay for.
+	// At most 8 keys without would_allow: a map of more than 8 allocates a
+	// table instead of a single group.
 	n := 8
 	if d.Would != nil {
 		n++
@@ -181,9 +180,10 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	set := d.Route.PolicySet
 	if d.Rollout != nil && d.Rollout.CandidateEnforced {
 		// The set that decided: a canary's candidate for the callers in
-		// its share (the decision log has both sets' decisions).
+		// its share (the decision log has both sets' decisions). It tells
+		// which side a caller is on without a key of its own, which would
+		// cost every such request a map table.
 		set = d.Rollout.Candidate
-		n++
 	}
 	f := make(map[string]*structpb.Value, n)
 	f["decision_id"] = a.str(d.ID)
@@ -198,9 +198,6 @@ func dynamicMetadata(d *Decision) *structpb.Struct {
 	}
 	if d.Would != nil {
 		f["would_allow"] = a.bool(d.Would.Allow)
-	}
-	if d.Rollout != nil && d.Rollout.CandidateEnforced {
-		f["candidate_enforced"] = a.bool(true)
 	}
 	return &structpb.Struct{Fields: f}
 }

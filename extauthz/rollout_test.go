@@ -85,7 +85,7 @@ func TestRolloutShadowCountsEachOutcome(t *testing.T) {
 		{"POST", "/o", "", 403, OutcomeSame},
 	} {
 		r := h.decide(creq{method: c.method, path: c.path, peer: c.peer, ext: shadow})
-		if r.status != c.status || r.meta["policy_set"] != "orders" || r.meta["candidate_enforced"] != nil {
+		if r.status != c.status || r.meta["policy_set"] != "orders" {
 			t.Fatalf("%s %s: status %d meta %v, want %d with the current set enforced", c.method, c.path, r.status, r.meta, c.status)
 		}
 	}
@@ -130,13 +130,10 @@ func TestRolloutCanaryEnforcesTheCandidateForAStableShare(t *testing.T) {
 	for i := range n {
 		// DELETE: the candidate allows every workload, the current set only w-1.
 		r := h.decide(creq{method: "DELETE", path: "/o/1", peer: workload(i), ext: canary})
-		enforced, _ := r.meta["candidate_enforced"].(bool)
-		if enforced != (r.status == 200) && i != 1 {
-			t.Fatalf("caller %d: status %d but candidate_enforced %v", i, r.status, enforced)
-		}
 		// Envoy's metadata names the set that decided.
-		if want := map[bool]string{true: "orders-v2", false: "orders"}[enforced]; r.meta["policy_set"] != want {
-			t.Fatalf("caller %d: policy_set %v, want %s", i, r.meta["policy_set"], want)
+		enforced := r.meta["policy_set"] == "orders-v2"
+		if enforced != (r.status == 200) && i != 1 {
+			t.Fatalf("caller %d: status %d but decided by %v", i, r.status, r.meta["policy_set"])
 		}
 		in[workload(i)] = enforced
 	}
@@ -152,7 +149,7 @@ func TestRolloutCanaryEnforcesTheCandidateForAStableShare(t *testing.T) {
 	for i := range n {
 		for _, a := range []*harness{h, replica} {
 			r := a.decide(creq{method: "DELETE", path: "/o/2", peer: workload(i), ext: canary})
-			if (r.meta["candidate_enforced"] == true) != in[workload(i)] {
+			if (r.meta["policy_set"] == "orders-v2") != in[workload(i)] {
 				t.Fatalf("caller %d changed sides on a repeat", i)
 			}
 		}
@@ -164,7 +161,7 @@ func TestRolloutCanaryEnforcesTheCandidateForAStableShare(t *testing.T) {
 	// A larger share keeps every caller the smaller one had.
 	wider := rolloutExt(contract.StageCanary, "50")
 	for w, e := range in {
-		if r := h.decide(creq{method: "DELETE", path: "/o/1", peer: w, ext: wider}); e && r.meta["candidate_enforced"] != true {
+		if r := h.decide(creq{method: "DELETE", path: "/o/1", peer: w, ext: wider}); e && r.meta["policy_set"] != "orders-v2" {
 			t.Fatalf("%s left the candidate's side when the share grew", w)
 		}
 	}
@@ -180,7 +177,7 @@ func TestRolloutCanaryWithAMissingCandidateFailsClosed(t *testing.T) {
 	for i := range 200 {
 		r := h.decide(creq{method: "GET", path: "/x", peer: workload(i), ext: missing})
 		switch {
-		case r.meta["candidate_enforced"] == true:
+		case r.meta["policy_set"] == "nope":
 			if r.status != 403 || r.meta["reason"] != ReasonUnknownSet {
 				t.Fatalf("caller %d in the share: status %d reason %v", i, r.status, r.meta["reason"])
 			}
@@ -206,8 +203,8 @@ func TestRolloutCanaryEdges(t *testing.T) {
 	for share, want := range map[string]bool{"0": false, "100": true} {
 		for i := range 50 {
 			r := h.decide(creq{method: "GET", path: "/x", peer: workload(i), ext: rolloutExt(contract.StageCanary, share)})
-			if (r.meta["candidate_enforced"] == true) != want {
-				t.Fatalf("share %s, caller %d: candidate_enforced %v", share, i, r.meta["candidate_enforced"])
+			if (r.meta["policy_set"] == "orders-v2") != want {
+				t.Fatalf("share %s, caller %d: decided by %v", share, i, r.meta["policy_set"])
 			}
 		}
 	}
