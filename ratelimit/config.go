@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"go.yaml.in/yaml/v3"
@@ -79,8 +80,13 @@ type Limit struct {
 	// Path is where the limit sits in its file, for metrics and logs:
 	// "domain.key_value.key".
 	Path string
-	// status is the CurrentLimit every response for this limit carries.
-	status *rlsv3.RateLimitResponse_RateLimit
+	// status is the CurrentLimit every response for this limit carries,
+	// limitText its x-ratelimit-limit header.
+	status    *rlsv3.RateLimitResponse_RateLimit
+	limitText string
+	// counters are this limit's decision counters, resolved on first use
+	// (metric labels hashed once, not per request).
+	counters atomic.Pointer[limitCounters]
 }
 
 // Seconds is the length of the limit's window.
@@ -257,6 +263,7 @@ func (p *parser) limit(rl *rateLimitDoc, dd descriptorDoc, fullPath string, path
 		l.Replaces = append(l.Replaces, r.Name)
 	}
 	l.status = &rlsv3.RateLimitResponse_RateLimit{Name: l.Name, RequestsPerUnit: l.RequestsPerUnit, Unit: l.Unit}
+	l.limitText = strconv.FormatUint(uint64(l.RequestsPerUnit), 10)
 	return l
 }
 

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,55 +176,109 @@ func (c *Counter) Close() {
 	c.mu.Unlock()
 }
 
-// exec runs one pipeline for every increment of pending: INCRBY and
-// EXPIRE per key (the first increment of a window sets its expiry; later
-// ones renew it, as envoyproxy/ratelimit does), and GET of the previous
-// window for a sliding one. Each INCRBY is atomic in Redis, so counts are
-// exact across replicas.
+// counterScript increments a window's counter and sets its expiry when it
+// has none (its first increment, or a key that lost it), in one round trip
+// and one command per descriptor; with a second key, it also returns the
+// previous window's count (sliding windows). The keys share a hash tag, so
+// a cluster keeps them in one slot.
+var counterScript = redis.NewScript(`
+local c = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if KEYS[2] then return {c, tonumber(redis.call('GET', KEYS[2]) or '0')} end
+return {c, 0}
+`)
+
+// exec runs one pipeline for every increment of pending, one script call
+// per counter: increments of the same key in the pipeline are summed into
+// one call and their counts handed out in order, as if applied one by one
+// (a hot key costs one command per round trip, not one per request). Each
+// INCRBY is atomic in Redis, so counts are exact across replicas.
 func (c *Counter) exec(pending []*batch) error {
+	err := c.execOnce(pending)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		// A new master (failover, restart) without the script: load it
+		// and send the pipeline once more.
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		if lerr := counterScript.Load(ctx, c.client).Err(); lerr != nil {
+			return lerr
+		}
+		err = c.execOnce(pending)
+	}
+	return err
+}
+
+// group is the increments of one key within a pipeline.
+type group struct {
+	incrs []*incr
+	hits  uint64
+	cmd   *redis.Cmd
+}
+
+func (c *Counter) execOnce(pending []*batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	pipe := c.client.Pipeline()
-	type slot struct {
-		incr *redis.IntCmd
-		prev *redis.StringCmd
+	// Group by key: a linear search for the few keys of a usual
+	// pipeline, a map past that.
+	var groups map[string]*group
+	order := make([]*group, 0, len(pending))
+	find := func(key string) *group {
+		if groups != nil {
+			return groups[key]
+		}
+		for _, g := range order {
+			if g.incrs[0].key == key {
+				return g
+			}
+		}
+		return nil
 	}
-	n := 0
-	for _, b := range pending {
-		n += len(b.incrs)
-	}
-	slots := make([]slot, 0, n)
 	for _, b := range pending {
 		for i := range b.incrs {
 			in := &b.incrs[i]
-			s := slot{incr: pipe.IncrBy(ctx, in.key, int64(in.hits))}
-			pipe.Expire(ctx, in.key, in.ttl)
-			if in.prevKey != "" {
-				s.prev = pipe.Get(ctx, in.prevKey)
+			g := find(in.key)
+			if g == nil {
+				g = &group{}
+				order = append(order, g)
+				if groups == nil && len(order) > 16 {
+					groups = make(map[string]*group, 2*len(order))
+					for _, og := range order[:len(order)-1] {
+						groups[og.incrs[0].key] = og
+					}
+				}
+				if groups != nil {
+					groups[in.key] = g
+				}
 			}
-			slots = append(slots, s)
+			g.incrs = append(g.incrs, in)
+			g.hits += in.hits
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	pipe := c.client.Pipeline()
+	for _, g := range order {
+		in := g.incrs[0]
+		keys := []string{in.key}
+		if in.prevKey != "" {
+			keys = append(keys, in.prevKey)
+		}
+		g.cmd = counterScript.EvalSha(ctx, pipe, keys, g.hits, in.ttl.Milliseconds())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	k := 0
-	for _, b := range pending {
-		for i := range b.incrs {
-			s := slots[k]
-			k++
-			v, err := s.incr.Result()
-			if err != nil {
-				return err
-			}
-			b.incrs[i].count = uint64(v)
-			if s.prev != nil {
-				p, err := s.prev.Uint64()
-				if err != nil && !errors.Is(err, redis.Nil) {
-					return err
-				}
-				b.incrs[i].prev = p
-			}
+	for _, g := range order {
+		v, err := g.cmd.Int64Slice()
+		if err != nil {
+			return err
+		}
+		if len(v) != 2 {
+			return errors.New("rate-limit counter script: unexpected reply")
+		}
+		// The counts as if the increments were applied in order.
+		count := uint64(v[0]) - g.hits
+		for _, in := range g.incrs {
+			count += in.hits
+			in.count, in.prev = count, uint64(v[1])
 		}
 	}
 	return nil

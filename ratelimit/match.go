@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
@@ -116,5 +117,6 @@ func overrideLimit(o *ratelimitv3.RateLimitDescriptor_RateLimitOverride) *Limit 
 	u := rlsv3.RateLimitResponse_RateLimit_Unit(o.GetUnit())
 	l := &Limit{Unit: u, RequestsPerUnit: o.GetRequestsPerUnit(), Path: "(override)"}
 	l.status = &rlsv3.RateLimitResponse_RateLimit{RequestsPerUnit: l.RequestsPerUnit, Unit: u}
+	l.limitText = strconv.FormatUint(uint64(l.RequestsPerUnit), 10)
 	return l
 }

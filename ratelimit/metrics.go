@@ -43,18 +43,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) decided(domain string, l *Limit, over bool) {
+// limitCounters are one limit's decision counters: [over][0], ok or over_limit.
+type limitCounters struct {
+	metrics  *Metrics
+	ok, over prometheus.Counter
+}
+
+// decided counts a limited descriptor's decision. A configured limit's
+// counters are resolved once; an override's (a new Limit per request)
+// each time, with the domain label bounded to configured domains.
+func (m *Metrics) decided(cfg *Config, domain string, l *Limit, over bool) {
 	if m == nil {
 		return
 	}
-	result, shadow := "ok", "false"
+	lc := l.counters.Load()
+	if lc == nil || lc.metrics != m {
+		if !cfg.Has(domain) {
+			domain = "_unknown"
+		}
+		shadow := "false"
+		if l.ShadowMode || l.QuotaMode {
+			shadow = "true"
+		}
+		lc = &limitCounters{metrics: m, ok: m.Decisions.WithLabelValues(domain, l.Path, shadow, "ok"),
+			over: m.Decisions.WithLabelValues(domain, l.Path, shadow, "over_limit")}
+		l.counters.Store(lc)
+	}
 	if over {
-		result = "over_limit"
+		lc.over.Inc()
+	} else {
+		lc.ok.Inc()
 	}
-	if l.ShadowMode || l.QuotaMode {
-		shadow = "true"
-	}
-	m.Decisions.WithLabelValues(domain, l.Path, shadow, result).Inc()
 }
 
 func (m *Metrics) redisError(mode string) {

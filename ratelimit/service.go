@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,10 +54,11 @@ type Options struct {
 // Service implements envoy.service.ratelimit.v3.RateLimitService.
 type Service struct {
 	rlsv3.UnimplementedRateLimitServiceServer
-	config  atomic.Pointer[Config]
-	lastErr atomic.Pointer[errHolder]
-	counter *Counter
-	o       Options
+	config   atomic.Pointer[Config]
+	lastErr  atomic.Pointer[errHolder]
+	lastWarn atomic.Int64 // unix nanos of the last Redis warning
+	counter  *Counter
+	o        Options
 }
 
 // NewService serves cfg (replaced by SetConfig) with counter.
@@ -98,7 +100,9 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 	}
 	cfg := s.config.Load()
 	descs := req.GetDescriptors()
-	matches := make([]Match, len(descs))
+	sc := scratches.Get().(*scratch)
+	defer sc.put()
+	matches := sc.matches(len(descs))
 	var replaced map[string]bool
 	for i, d := range descs {
 		m := cfg.Lookup(req.GetDomain(), d)
@@ -113,8 +117,8 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 		matches[i] = m
 	}
 	now := s.o.Now()
-	incrs := make([]incr, 0, len(descs))
-	idx := make([]int, len(descs)) // descriptor → its increment, or -1
+	incrs := sc.incrs[:0]
+	idx := sc.index(len(descs)) // descriptor → its increment, or -1
 	for i, m := range matches {
 		idx[i] = -1
 		l := m.Limit
@@ -122,8 +126,9 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 			continue
 		}
 		idx[i] = len(incrs)
-		incrs = append(incrs, s.increment(req, descs[i], m, now))
+		incrs = append(incrs, s.increment(req, descs[i], m, now, &sc.key))
 	}
+	sc.incrs = incrs
 	var failed error
 	if len(incrs) > 0 {
 		failed = s.counter.Do(incrs)
@@ -134,7 +139,11 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 				return nil, status.FromContextError(ctx.Err()).Err()
 			}
 			s.o.Metrics.redisError(s.o.FailureMode)
-			s.o.Log.Warn("rate-limit counters unavailable", "failure_mode", s.o.FailureMode, "err", failed)
+			// Once a second at most: an outage must not flood the log.
+			if now := time.Now().UnixNano(); now-s.lastWarn.Load() > int64(time.Second) {
+				s.lastWarn.Store(now)
+				s.o.Log.Warn("rate-limit counters unavailable", "failure_mode", s.o.FailureMode, "err", failed)
+			}
 		}
 	}
 	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK, Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(descs))}
@@ -171,7 +180,7 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 		if over {
 			st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
-		s.o.Metrics.decided(domainLabel(cfg, req.GetDomain()), l, over)
+		s.o.Metrics.decided(cfg, req.GetDomain(), l, over)
 		if over && !l.ShadowMode && !l.QuotaMode {
 			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
 		}
@@ -182,7 +191,7 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 	if !s.o.HeadersOff && closest >= 0 {
 		st := resp.Statuses[closest]
 		resp.ResponseHeadersToAdd = []*corev3.HeaderValue{
-			{Key: "x-ratelimit-limit", Value: strconv.FormatUint(uint64(st.CurrentLimit.GetRequestsPerUnit()), 10)},
+			{Key: "x-ratelimit-limit", Value: matches[closest].Limit.limitText},
 			{Key: "x-ratelimit-remaining", Value: strconv.FormatUint(uint64(st.LimitRemaining), 10)},
 			{Key: "x-ratelimit-reset", Value: strconv.FormatInt(st.DurationUntilReset.GetSeconds(), 10)},
 		}
@@ -191,7 +200,7 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 }
 
 // increment is the counter operation of one limited descriptor.
-func (s *Service) increment(req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimitDescriptor, m Match, now time.Time) incr {
+func (s *Service) increment(req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimitDescriptor, m Match, now time.Time, buf *[]byte) incr {
 	hits := uint64(req.GetHitsAddend())
 	if h := d.GetHitsAddend(); h != nil {
 		hits = h.GetValue()
@@ -201,9 +210,9 @@ func (s *Service) increment(req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimi
 	}
 	secs := m.Limit.Seconds()
 	window := now.Unix() / secs
-	in := incr{key: counterKey(s.o.KeyPrefix, req.GetDomain(), d, m, window), hits: hits, ttl: time.Duration(secs) * time.Second}
+	in := incr{key: counterKey(buf, s.o.KeyPrefix, req.GetDomain(), d, m, window), hits: hits, ttl: time.Duration(secs) * time.Second}
 	if s.o.Window == WindowSliding {
-		in.prevKey = counterKey(s.o.KeyPrefix, req.GetDomain(), d, m, window-1)
+		in.prevKey = counterKey(buf, s.o.KeyPrefix, req.GetDomain(), d, m, window-1)
 		in.ttl *= 2 // the next window still reads this one
 	}
 	return in
@@ -221,18 +230,16 @@ func (s *Service) used(in incr, l *Limit, now time.Time) uint64 {
 	return in.count + uint64(float64(in.prev)*(1-elapsed))
 }
 
-// counterKey is prefix "rl:" domain, each entry's key and value (or a
-// share_threshold pattern), and the window number, length-prefixed so no
-// two descriptors share a key.
-func counterKey(prefix, domain string, d *ratelimitv3.RateLimitDescriptor, m Match, window int64) string {
+// counterKey is prefix "rl:{" domain, each entry's key and value (or a
+// share_threshold pattern) "}" and the window number, length-prefixed so
+// no two descriptors share a key.
+func counterKey(buf *[]byte, prefix, domain string, d *ratelimitv3.RateLimitDescriptor, m Match, window int64) string {
 	entries := d.GetEntries()
-	n := len(prefix) + 3 + len(domain) + 24
-	for _, e := range entries {
-		n += len(e.GetKey()) + len(e.GetValue()) + 8
-	}
-	b := make([]byte, 0, n)
+	b := (*buf)[:0]
 	b = append(b, prefix...)
-	b = append(b, "rl:"...)
+	// The descriptor's part is a hash tag: a window and the one before it
+	// (sliding windows read both in one script) share a cluster slot.
+	b = append(b, "rl:{"...)
 	b = appendField(b, domain)
 	for i, e := range entries {
 		b = appendField(b, e.GetKey())
@@ -248,8 +255,45 @@ func counterKey(prefix, domain string, d *ratelimitv3.RateLimitDescriptor, m Mat
 		b = strconv.AppendInt(b, int64(m.Limit.Unit), 10)
 		b = append(b, ':')
 	}
+	b = append(b, '}')
 	b = strconv.AppendInt(b, window, 10)
+	*buf = b
 	return string(b)
+}
+
+// scratch is a request's working memory, recycled: the counter is done
+// with it when Do returns.
+type scratch struct {
+	m     []Match
+	incrs []incr
+	idx   []int
+	key   []byte
+}
+
+var scratches = sync.Pool{New: func() any { return &scratch{key: make([]byte, 0, 128)} }}
+
+func (sc *scratch) matches(n int) []Match {
+	if cap(sc.m) < n {
+		sc.m = make([]Match, n)
+	}
+	return sc.m[:n]
+}
+
+func (sc *scratch) index(n int) []int {
+	if cap(sc.idx) < n {
+		sc.idx = make([]int, n)
+	}
+	return sc.idx[:n]
+}
+
+func (sc *scratch) put() {
+	if len(sc.key) > 4096 || cap(sc.incrs) > MaxDescriptors {
+		return // grown by an unusual request: let it go
+	}
+	clear(sc.m)
+	clear(sc.incrs[:cap(sc.incrs)])
+	sc.incrs = sc.incrs[:0]
+	scratches.Put(sc)
 }
 
 func appendField(b []byte, s string) []byte {
@@ -257,15 +301,6 @@ func appendField(b []byte, s string) []byte {
 	b = append(b, ':')
 	b = append(b, s...)
 	return append(b, '|')
-}
-
-// domainLabel bounds the metric's domain label to configured domains (a
-// limit override applies in any domain the request names).
-func domainLabel(cfg *Config, domain string) string {
-	if cfg.Has(domain) {
-		return domain
-	}
-	return "_unknown"
 }
 
 func untilReset(l *Limit, now time.Time) *durationpb.Duration {
