@@ -2,6 +2,8 @@ module github.com/meshguard/meshguard
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	github.com/cedar-policy/cedar-go v1.9.1
 	github.com/envoyproxy/go-control-plane v0.14.0

@@ -4,11 +4,13 @@ package wasm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -200,6 +202,43 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 		}
 		if _, err := h.NewVM(ctx, []byte(c.cfg)); err == nil {
 			t.Errorf("%s started with config %s", c.name, c.cfg)
+		}
+		h.Close(ctx)
+	}
+}
+
+// A host that creates streams although the configuration was refused
+// (Envoy does not; an independent host did, and the ratelimit filter
+// divided by zero) gets streams that fail closed: 503, no filter logic,
+// no panic — for every filter.
+func TestStreamsOfAnUnconfiguredFilterFailClosed(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ name, cfg string }{
+		{"ratelimit", `{"rps": 0, "burst": 1}`},
+		{"headers", `{"nope": 1}`},
+		{"validate", `not json`},
+	} {
+		h, err := wasmtest.NewHost(ctx, module(t, c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm, err := h.NewVM(ctx, []byte(c.cfg))
+		if !errors.Is(err, wasmtest.ErrConfigRefused) || vm == nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for range 3 {
+			res, err := vm.Request(ctx, req("GET", "/"), okResponse)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if res.Local == nil || res.Local.Status != 503 {
+				t.Fatalf("%s: a stream of an unconfigured filter was not refused: %+v", c.name, res)
+			}
+		}
+		for _, l := range h.Logs() {
+			if strings.Contains(l, "panicked") {
+				t.Fatalf("%s: %s", c.name, l)
+			}
 		}
 		h.Close(ctx)
 	}

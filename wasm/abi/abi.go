@@ -260,3 +260,17 @@ func (p *Pool[T]) Put(c *T) {
 		p.free = append(p.free, c)
 	}
 }
+
+// unconfigured is the stream context of a plugin without a configuration:
+// it fails closed, answering 503 as Envoy does for a filter that could not
+// start (a WasmPlugin without fail_open).
+type unconfigured struct{}
+
+func (unconfigured) OnRequestHeaders(h Host, _ bool) Action {
+	h.SendLocalResponse(503, "filter not configured\n", nil)
+	return Pause
+}
+
+func (unconfigured) OnResponseHeaders(Host, bool) Action { return Continue }
+
+func (unconfigured) OnDelete() {}

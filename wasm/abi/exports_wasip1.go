@@ -246,10 +246,22 @@ func onMemoryAllocate(size uint32) unsafe.Pointer {
 	return p
 }
 
+// configured is set once the plugin accepted a configuration. A host that
+// creates streams although configure failed (Envoy does not; another host
+// may) gets a refusing context, so no filter runs without its
+// configuration: its zero values could divide by zero or let everything
+// through. A later refused reconfiguration leaves the last good one in
+// force (plugins apply a configuration only once it validates).
+var configured bool
+
 //go:wasmexport proxy_on_context_create
 func onContextCreate(id, parent uint32) {
 	if parent == 0 || plugin == nil {
 		return // the root context
+	}
+	if !configured {
+		contexts.put(id, unconfigured{})
+		return
 	}
 	contexts.put(id, plugin.NewContext(id))
 }
@@ -282,6 +294,7 @@ func onConfigure(root, size uint32) (ok uint32) {
 		host.Log(LogCritical, "invalid plugin configuration, refusing to start: "+err.Error())
 		return 0
 	}
+	configured = true
 	return 1
 }
 

@@ -281,10 +281,15 @@ func (h *Host) NewVM(ctx context.Context, config []byte) (*VM, error) {
 		return nil, err
 	}
 	if r[0] == 0 {
-		return nil, fmt.Errorf("plugin refused its configuration: %s", strings.Join(h.Logs(), "; "))
+		return vm, fmt.Errorf("%w: %s", ErrConfigRefused, strings.Join(h.Logs(), "; "))
 	}
 	return vm, nil
 }
+
+// ErrConfigRefused is NewVM's error when proxy_on_configure refused the
+// configuration. The VM is returned with it: Envoy would not serve with
+// it, but a test can play a host that does.
+var ErrConfigRefused = errors.New("plugin refused its configuration")
 
 func (vm *VM) call(ctx context.Context, export int, args ...uint64) ([]uint64, error) {
 	return vm.callIn(vm.context(ctx), export, args...)
