@@ -266,6 +266,8 @@ func (p *Pool[T]) Put(c *T) {
 // start (a WasmPlugin without fail_open).
 type unconfigured struct{}
 
+var _ HTTPContext = unconfigured{}
+
 func (unconfigured) OnRequestHeaders(h Host, _ bool) Action {
 	h.SendLocalResponse(503, "filter not configured\n", nil)
 	return Pause
