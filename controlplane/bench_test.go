@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/controlplane/model"
-	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 // scaleMesh is a mesh of services × perService sidecars, each service calling deps others.

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,12 +22,10 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/translate"
-	"github.com/meshguard/meshguard/controlplane/xds"
-	"github.com/meshguard/meshguard/extauthz/policy"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/identity/sds"
-	"github.com/meshguard/meshguard/internal/contract"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 // Builder turns a mesh into per-node snapshots and pushes them into the
@@ -63,64 +58,6 @@ func (b *Builder) Mesh() *model.Mesh {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.mesh
-}
-
-// LoadMesh reads and validates a mesh file (ParseMesh).
-func LoadMesh(path string) (*model.Mesh, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	m, err := ParseMesh(path, data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
-}
-
-// ParseMesh validates a mesh document read from path, checking route policy
-// sets against the policy directory it names.
-func ParseMesh(path string, data []byte) (*model.Mesh, error) {
-	var sets func(string) bool
-	m, err := model.Parse(data, nil)
-	if err != nil {
-		return nil, err
-	}
-	if m.Spec.Policies != "" {
-		dir := m.Spec.Policies
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(filepath.Dir(path), dir)
-		}
-		// Only the names matter here: whether a set parses is the authorizer's
-		// to report (it keeps the last good version).
-		names, err := policy.SetNames(dir)
-		if err != nil {
-			return nil, fmt.Errorf("spec.policies: %w", err)
-		}
-		sets = func(s string) bool { return s == contract.DefaultSet || slices.Contains(names, s) }
-		// A rollout's candidate must load now: the authorizer would keep
-		// the candidate's last good version, or have none, and the rollout
-		// would compare against something other than the file's text.
-		candidate := func(s string) error {
-			_, err := policy.LoadSet(dir, s)
-			return err
-		}
-		if m, err = model.ParseWith(data, model.Checks{Sets: sets, Candidate: candidate}); err != nil {
-			return nil, err
-		}
-		m.Spec.Policies = dir
-	}
-	for i, f := range m.Spec.Filters {
-		if f.File != "" && !filepath.IsAbs(f.File) {
-			m.Spec.Filters[i].File = filepath.Join(filepath.Dir(path), f.File)
-		}
-	}
-	for i, f := range m.Spec.Federation {
-		if f.BundleFile != "" && !filepath.IsAbs(f.BundleFile) {
-			m.Spec.Federation[i].BundleFile = filepath.Join(filepath.Dir(path), f.BundleFile)
-		}
-	}
-	return m, nil
 }
 
 // Apply translates m for every sidecar workload and publishes the snapshots.
@@ -223,7 +160,7 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 					return
 				}
 				j := jobs[i]
-				snap, svid, err := b.buildOne(m, ca, in, memo, bundle, j.svc, j.w)
+				snap, svid, err := b.buildOneSafely(m, ca, in, memo, bundle, j.svc, j.w)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -239,6 +176,19 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 	}
 	wg.Wait()
 	return snaps, svids, errors.Join(errs...)
+}
+
+// buildOneSafely is buildOne, with a panic (a translator bug on an
+// unforeseen model) turned into the workload's error: the last good mesh
+// stays served instead of the process dying.
+func (b *Builder) buildOneSafely(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
+	svc *model.Service, w model.Workload) (snap xds.Snapshot, svid *devca.SVID, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("workload %s: translation failed: %v", w.Name, r)
+		}
+	}()
+	return b.buildOne(m, ca, in, memo, bundle, svc, w)
 }
 
 func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/meshguard/meshguard/controlplane/bootstrap"
-	cpxds "github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity/devca"
+	cpxds "github.com/meshguard/meshguard/internal/xds"
 )
 
 // proxylessMesh: frontend (proxyless client) → orders (proxyless server).

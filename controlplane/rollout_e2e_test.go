@@ -26,9 +26,9 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/rollout"
 	"github.com/meshguard/meshguard/controlplane/translate"
-	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/internal/authztest"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 const rolloutMesh = `apiVersion: meshguard.dev/v1alpha1

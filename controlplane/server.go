@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,15 +26,18 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/rollout"
-	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/controlplane/source"
 	"github.com/meshguard/meshguard/identity"
-	"github.com/meshguard/meshguard/internal/filewatch"
 	"github.com/meshguard/meshguard/internal/periodic"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 // Config configures a control plane process.
 type Config struct {
-	MeshPath    string
+	MeshPath string
+	// Source, when set, supplies the mesh instead of the file at MeshPath
+	// (which still places the default CA and rollout directories).
+	Source      source.Source
 	Listen      string // ADS gRPC; default: the mesh's spec.xds.address
 	AdminListen string // status, metrics
 	CADir       string // dev CA directory
@@ -81,8 +83,9 @@ type Server struct {
 	secretsAllowedF func(context.Context, string) bool
 	closers         []func()
 
-	applyMu sync.Mutex  // serialises applying the mesh: reloads, rollout moves, rotation
-	spec    *model.Mesh // the last good mesh as its file declares it
+	src     source.Source // where meshes come from
+	applyMu sync.Mutex    // serialises applying the mesh: reloads, rollout moves, rotation
+	spec    *model.Mesh   // the last good mesh as its file declares it
 }
 
 // New loads the mesh and prepares the server (nothing listens yet).
@@ -100,7 +103,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tracker := xds.NewTracker(xds.NewMetrics(reg))
 	cache := xds.NewCache(log, tracker)
-	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache,
+	src := cfg.Source
+	if src == nil {
+		src = source.File{Path: cfg.MeshPath}
+	}
+	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache, src: src,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
 	s.secretsAllowedF = loopbackOnly
 	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Interval: cfg.RolloutInterval, Log: log})
@@ -108,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Rollouts = ctl
-	m, err := LoadMesh(cfg.MeshPath)
+	m, err := s.src.Load()
 	if err == nil {
 		err = s.apply(m)
 	}
@@ -205,17 +212,17 @@ func (s *Server) Start(ctx context.Context) error {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.goServe(func() error { return s.admin.Serve(s.adminLis) })
 	}
-	fw, err := s.meshWatcher()
-	if err != nil {
-		s.log.Error("mesh file not watched; changes need a restart", "err", err)
+	// Watched before Start returns: a change made right after is seen.
+	if done, err := s.src.Watch(ctx, s.reload); err != nil {
+		s.log.Error("mesh source not watched; changes need a restart", "source", s.src.String(), "err", err)
+	} else {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			<-done
+		}()
 	}
-	s.wg.Add(3)
-	go func() {
-		defer s.wg.Done()
-		if fw != nil {
-			fw.Run(ctx, s.reload)
-		}
-	}()
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		// Federated bundles refreshed and SVIDs past half-life re-issued;
@@ -229,7 +236,7 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.Rollouts.Run(ctx)
 	}()
-	s.log.Info("control plane listening", "xds", s.Addr(), "admin", s.AdminAddr(), "mesh", s.cfg.MeshPath)
+	s.log.Info("control plane listening", "xds", s.Addr(), "admin", s.AdminAddr(), "mesh", s.src.String())
 	return nil
 }
 
@@ -243,27 +250,6 @@ func (s *Server) goServe(f func() error) {
 	}()
 }
 
-// meshWatcher watches the mesh file's directory and the policy directory
-// (route policy sets must exist there).
-func (s *Server) meshWatcher() (*filewatch.Watcher, error) {
-	mesh := filepath.Clean(s.cfg.MeshPath)
-	dirs := []string{filepath.Dir(mesh)}
-	var policies string
-	if m := s.Builder.Mesh(); m != nil && m.Spec.Policies != "" {
-		dirs = append(dirs, m.Spec.Policies)
-		policies = filepath.Clean(m.Spec.Policies) + string(filepath.Separator)
-	}
-	fw, err := filewatch.New(dirs, true)
-	if err != nil {
-		return nil, err
-	}
-	// The mesh file and the policy set names; not the logs or run state that
-	// often sit beside them.
-	return fw.Only(func(p string) bool {
-		return p == mesh || (policies != "" && (strings.HasPrefix(p, policies) || p+string(filepath.Separator) == policies))
-	}), nil
-}
-
 // reload re-reads the mesh; a bad edit keeps the last good mesh.
 func (s *Server) reload() {
 	if err := s.Reload(); err != nil {
@@ -271,10 +257,10 @@ func (s *Server) reload() {
 	}
 }
 
-// Reload reads, validates and applies the mesh file now. On error the last
+// Reload reads, validates and applies the source's mesh now. On error the last
 // good mesh stays in force and the error is reported (LastError, status).
 func (s *Server) Reload() error {
-	m, err := LoadMesh(s.cfg.MeshPath)
+	m, err := s.src.Load()
 	if err == nil {
 		err = s.apply(m)
 	}
@@ -287,6 +273,12 @@ func (s *Server) Reload() error {
 // apply reconciles the rollouts with m and publishes m with every rollout
 // at the step in force.
 func (s *Server) apply(m *model.Mesh) error {
+	// Whatever the source, nothing unvalidated is translated (a file's
+	// mesh passes again unchanged; a source that builds one in code may
+	// have skipped a rule).
+	if err := m.Validate(model.Checks{}); err != nil {
+		return fmt.Errorf("%s: %w", s.src, err)
+	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.Rollouts.Sync(m)

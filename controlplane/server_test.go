@@ -23,9 +23,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 // testMesh copies the quickstart mesh and policies into a temp dir.

@@ -17,11 +17,12 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane"
 	"github.com/meshguard/meshguard/controlplane/bootstrap"
+	"github.com/meshguard/meshguard/controlplane/source"
 	"github.com/meshguard/meshguard/controlplane/translate"
-	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/admincmd"
 	"github.com/meshguard/meshguard/internal/telemetry"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 func newControlPlaneCmd() *cobra.Command {
@@ -315,7 +316,7 @@ func loadMesh(path string) (*modelMesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := controlplane.ParseMesh(path, data)
+	m, err := source.Parse(path, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

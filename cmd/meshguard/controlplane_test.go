@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshguard/meshguard/controlplane"
-	"github.com/meshguard/meshguard/controlplane/xds"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 func TestStatusShowsRealProxies(t *testing.T) {

@@ -35,6 +35,7 @@ import (
 	"github.com/meshguard/meshguard/controlplane"
 	"github.com/meshguard/meshguard/controlplane/bootstrap"
 	"github.com/meshguard/meshguard/controlplane/rollout"
+	"github.com/meshguard/meshguard/controlplane/source"
 	"github.com/meshguard/meshguard/controlplane/translate"
 	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/internal/demoapp"
@@ -136,7 +137,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	})
 
 	t.Run("an identity the mesh does not allow is refused", func(t *testing.T) {
-		mesh, err := controlplane.ParseMesh(filepath.Join(qs, "mesh.yaml"), mustRead(t, filepath.Join(qs, "mesh.yaml")))
+		mesh, err := source.Parse(filepath.Join(qs, "mesh.yaml"), mustRead(t, filepath.Join(qs, "mesh.yaml")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +178,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		}
 	})
 
-	mesh, err := controlplane.ParseMesh(filepath.Join(qs, "mesh.yaml"), mustRead(t, filepath.Join(qs, "mesh.yaml")))
+	mesh, err := source.Parse(filepath.Join(qs, "mesh.yaml"), mustRead(t, filepath.Join(qs, "mesh.yaml")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,19 @@ func (e FieldError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
 }
 
+// Validate applies the defaults to a mesh built in code (by a source other
+// than a file) and checks it by every rule Parse applies; the errors name
+// each field. A mesh from Parse passes it unchanged.
+func (m *Mesh) Validate(checks Checks) error {
+	m.applyDefaults()
+	errs := m.validate(checks)
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
 // Parse decodes and validates a mesh document. sets reports whether a policy
 // set exists; nil skips that check.
 func Parse(data []byte, sets func(string) bool) (*Mesh, error) {

@@ -20,10 +20,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 
-	"github.com/meshguard/meshguard/controlplane/xds"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/periodic"
+	"github.com/meshguard/meshguard/internal/xds"
 )
 
 // Secret names, as SPIRE's agent serves them.

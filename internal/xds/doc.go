@@ -1,9 +1,10 @@
 // Package xds serves Envoy configuration over ADS (state-of-the-world and
 // incremental), with go-control-plane's protocol servers and meshguard's own
-// cache.
+// cache: the control plane serves every proxy's configuration with it, and
+// identity/sds a workload's own secrets.
 //
 // The cache is meshguard's, not go-control-plane's SnapshotCache, for three
-// reasons measured or found in go-control-plane v0.14.0 (ARCHITECTURE.md):
+// reasons measured or found in go-control-plane v0.14.0 (docs/controlplane.md):
 //
 //   - after a NACK, SnapshotCache resends the rejected config in a tight loop;
 //     this cache remembers the version a node rejected and waits for a new one;
