@@ -5,11 +5,9 @@ package controlplane
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,14 +15,9 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/translate"
-	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
-	"github.com/meshguard/meshguard/identity/sds"
 	"github.com/meshguard/meshguard/internal/xds"
 )
 
@@ -34,15 +27,11 @@ import (
 type Builder struct {
 	cache *xds.Cache
 	log   *slog.Logger
-	caDir string
-	ttl   time.Duration
 
-	mu    sync.Mutex
-	mesh  *model.Mesh
-	ca    *devca.CA
-	fed   *identity.Bundles      // federated trust domains' bundles, or nil
-	svids map[string]*devca.SVID // workload → current SVID
-	nodes map[string]bool        // nodes with a snapshot
+	mu      sync.Mutex
+	mesh    *model.Mesh
+	secrets *secrets        // the identity material served over SDS
+	nodes   map[string]bool // nodes with a snapshot
 }
 
 // NewBuilder creates a builder feeding cache. caDir holds the dev CA (created on first use).
@@ -50,7 +39,7 @@ func NewBuilder(cache *xds.Cache, caDir string, svidTTL time.Duration, log *slog
 	if svidTTL == 0 {
 		svidTTL = devca.DefaultSVIDTTL
 	}
-	return &Builder{cache: cache, log: log, caDir: caDir, ttl: svidTTL, svids: map[string]*devca.SVID{}, nodes: map[string]bool{}}
+	return &Builder{cache: cache, log: log, secrets: newSecrets(caDir, svidTTL, log), nodes: map[string]bool{}}
 }
 
 // Mesh is the last good mesh, or nil.
@@ -65,32 +54,16 @@ func (b *Builder) Mesh() *model.Mesh {
 func (b *Builder) Apply(m *model.Mesh) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	td, err := spiffeid.TrustDomainFromString(m.Spec.TrustDomain)
+	v, err := b.secrets.forMesh(m, b.mesh)
 	if err != nil {
 		return err
 	}
-	ca := b.ca
-	if m.Spec.Identity.Provider == model.ProviderMeshguard && (ca == nil || ca.TrustDomain() != td) {
-		if ca, err = devca.LoadOrCreate(b.caDir, td); err != nil {
-			return fmt.Errorf("dev CA: %w", err)
-		}
-	}
-	fed := b.fed
-	if len(m.Spec.Federation) == 0 {
-		fed = nil
-	} else if b.mesh == nil || !reflect.DeepEqual(b.mesh.Spec.Federation, m.Spec.Federation) {
-		if fed, err = identity.NewBundles(m.Spec.Federation, nil, b.log); err != nil {
-			return err
-		}
-	}
-	if fed != nil && ca != nil {
-		fed.SetTrusted(x509bundle.FromX509Authorities(td, []*x509.Certificate{ca.Certificate()}))
-	}
-	snaps, svids, err := b.build(m, ca, fed)
+	snaps, svids, err := b.build(m, v)
 	if err != nil {
 		return err
 	}
-	b.mesh, b.ca, b.svids, b.fed = m, ca, svids, fed
+	b.mesh = m
+	b.secrets.commit(v, svids)
 	for node, snap := range snaps {
 		b.cache.SetSnapshot(node, snap)
 	}
@@ -107,7 +80,7 @@ func (b *Builder) Apply(m *model.Mesh) error {
 	return nil
 }
 
-func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
+func (b *Builder) build(m *model.Mesh, v secretsVersion) (map[string]xds.Snapshot, map[string]*devca.SVID, error) {
 	in := xds.NewInterner()
 	memo := translate.NewMemo()
 	type job struct {
@@ -120,25 +93,9 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 			jobs = append(jobs, job{&m.Spec.Services[i], w})
 		}
 	}
-	var bundle *tlsv3.Secret
-	if ca != nil {
-		domains := []sds.TrustDomainBundle{{Name: m.Spec.TrustDomain, PEM: ca.BundlePEM()}}
-		name := translate.SecretBundle
-		if fed != nil {
-			name = translate.SecretAll
-			for _, td := range fed.TrustDomains() {
-				xb, err := fed.GetX509BundleForTrustDomain(td)
-				if err != nil {
-					b.log.Warn("federated bundle not available yet; ALL omits it", "trust_domain", td.Name(), "err", err)
-					continue
-				}
-				domains = append(domains, sds.TrustDomainBundle{Name: td.Name(), PEM: sds.BundlePEM(xb.X509Authorities())})
-			}
-		}
-		var err error
-		if bundle, err = sds.ValidationSecret(name, domains); err != nil {
-			return nil, nil, err
-		}
+	bundle, err := b.secrets.bundleSecret(m, v)
+	if err != nil {
+		return nil, nil, err
 	}
 	var (
 		mu    sync.Mutex
@@ -160,7 +117,7 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 					return
 				}
 				j := jobs[i]
-				snap, svid, err := b.buildOneSafely(m, ca, in, memo, bundle, j.svc, j.w)
+				snap, svid, err := b.buildOneSafely(m, v, in, memo, bundle, j.svc, j.w)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -181,17 +138,17 @@ func (b *Builder) build(m *model.Mesh, ca *devca.CA, fed *identity.Bundles) (map
 // buildOneSafely is buildOne, with a panic (a translator bug on an
 // unforeseen model) turned into the workload's error: the last good mesh
 // stays served instead of the process dying.
-func (b *Builder) buildOneSafely(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
+func (b *Builder) buildOneSafely(m *model.Mesh, v secretsVersion, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
 	svc *model.Service, w model.Workload) (snap xds.Snapshot, svid *devca.SVID, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("workload %s: translation failed: %v", w.Name, r)
 		}
 	}()
-	return b.buildOne(m, ca, in, memo, bundle, svc, w)
+	return b.buildOne(m, v, in, memo, bundle, svc, w)
 }
 
-func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
+func (b *Builder) buildOne(m *model.Mesh, v secretsVersion, in *xds.Interner, memo *translate.Memo, bundle *tlsv3.Secret,
 	svc *model.Service, w model.Workload) (xds.Snapshot, *devca.SVID, error) {
 	translateFn := translate.WorkloadMemo
 	if w.Proxyless {
@@ -210,7 +167,7 @@ func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *
 	if len(res.Secrets) == 0 {
 		return snap, nil, nil
 	}
-	svid, err := b.svidFor(ca, m.SPIFFEID(svc), w.Name)
+	svid, err := b.secrets.svidFor(v, m.SPIFFEID(svc), w.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,28 +179,13 @@ func (b *Builder) buildOne(m *model.Mesh, ca *devca.CA, in *xds.Interner, memo *
 	return snap, svid, nil
 }
 
-// svidFor reuses the workload's SVID until half its lifetime has passed
-// (b.svids is only read here: Apply holds b.mu while building).
-func (b *Builder) svidFor(ca *devca.CA, id, workload string) (*devca.SVID, error) {
-	if s, ok := b.svids[workload]; ok && s.ID.String() == id && time.Until(s.NotAfter) > b.ttl/2 && b.ca == ca {
-		return s, nil
-	}
-	sid, err := spiffeid.FromString(id)
-	if err != nil {
-		return nil, err
-	}
-	return ca.Issue(sid, b.ttl)
-}
-
 // RefreshBundles refetches the federated trust domains' bundles (failures
 // are logged; the last good bundles stay). The next Apply serves them.
 func (b *Builder) RefreshBundles(ctx context.Context) {
 	b.mu.Lock()
-	fed := b.fed
+	s := b.secrets
 	b.mu.Unlock()
-	if fed != nil {
-		_ = fed.Refresh(ctx)
-	}
+	s.refreshBundles(ctx)
 }
 
 func (b *Builder) snapshot(in *xds.Interner, r *translate.Resources) (xds.Snapshot, error) {
