@@ -99,6 +99,15 @@ type DecisionLogConfig struct {
 	// allow-listed headers, the token's claims, the query — never a
 	// token, a cookie or another header.
 	RecordRequest bool `yaml:"record_request"`
+	// HashChain writes the log as a hash chain: each line carries the
+	// SHA-256 of the line before ("prev"); restarts and rotations continue
+	// it (`meshguard audit verify`).
+	HashChain bool `yaml:"hash_chain"`
+	// MaxSizeMB rotates the file once it holds this many MiB: path
+	// becomes path.1, path.1 path.2, … (0, the default: never).
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxBackups is how many rotated files are kept (default 5).
+	MaxBackups int `yaml:"max_backups"`
 }
 
 // TracingConfig configures OpenTelemetry tracing (off by default).
@@ -117,6 +126,7 @@ const (
 	DefaultMaxRequestBytes = 1 << 20
 	DefaultPrincipalHeader = "x-meshguard-principal"
 	DefaultDecisionBuffer  = 4096
+	DefaultDecisionBackups = 5
 	// DefaultDecisionCacheSize results take at most 8 MiB (1 KiB keys).
 	DefaultDecisionCacheSize = 8192
 )
@@ -222,6 +232,9 @@ func (c *Config) applyDefaults() {
 	if c.DecisionLog.Buffer == 0 {
 		c.DecisionLog.Buffer = DefaultDecisionBuffer
 	}
+	if c.DecisionLog.MaxSizeMB > 0 && c.DecisionLog.MaxBackups == 0 {
+		c.DecisionLog.MaxBackups = DefaultDecisionBackups
+	}
 	if c.Tracing.Exporter == "" {
 		c.Tracing.Exporter = "none"
 	}
@@ -320,6 +333,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > 1<<20 {
 		add("decision_log.buffer", errors.New("must be between 1 and 1048576"))
+	}
+	if c.DecisionLog.MaxSizeMB < 0 || c.DecisionLog.MaxBackups < 0 || c.DecisionLog.MaxBackups > 1000 {
+		add("decision_log", errors.New("max_size_mb must be ≥ 0 and max_backups between 0 and 1000"))
+	}
+	if c.DecisionLog.MaxSizeMB > 0 && c.DecisionLog.Path == "-" {
+		add("decision_log.max_size_mb", errors.New("standard output cannot be rotated"))
 	}
 	switch c.Tracing.Exporter {
 	case "none", "stdout":

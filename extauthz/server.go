@@ -34,6 +34,8 @@ import (
 	"github.com/meshguard/meshguard/internal/admincmd"
 	"github.com/meshguard/meshguard/internal/filewatch"
 	"github.com/meshguard/meshguard/internal/grpcserver"
+	"github.com/meshguard/meshguard/internal/hashchain"
+	"github.com/meshguard/meshguard/internal/logfile"
 	"github.com/meshguard/meshguard/internal/periodic"
 	"github.com/meshguard/meshguard/internal/redisclient"
 	"github.com/meshguard/meshguard/internal/telemetry"
@@ -154,24 +156,53 @@ func NewServer(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, err
 }
 
 func (s *Server) openDecisionLog(m *Metrics) error {
-	var w io.Writer
-	switch p := s.cfg.DecisionLog.Path; p {
+	cfg := s.cfg.DecisionLog
+	var (
+		w    io.Writer
+		opts = []decisionlog.Option{decisionlog.WithErrorHandler(s.decisionLogError())}
+	)
+	switch cfg.Path {
 	case "":
 		return nil
 	case "-":
 		w = os.Stdout
+		if cfg.HashChain {
+			opts = append(opts, decisionlog.WithChain(hashchain.Chain{}))
+		}
 	default:
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
 			return fmt.Errorf("decision_log.path: %w", err)
 		}
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if cfg.HashChain {
+			// Continue the chain of what the file (or, just rotated, the
+			// file before it) already holds.
+			chain, err := hashchain.Resume(cfg.Path)
+			if err != nil {
+				return fmt.Errorf("decision_log.hash_chain: %w", err)
+			}
+			opts = append(opts, decisionlog.WithChain(chain))
+		}
+		f, err := logfile.Open(cfg.Path, int64(cfg.MaxSizeMB)<<20, cfg.MaxBackups)
 		if err != nil {
 			return fmt.Errorf("decision_log.path: %w", err)
 		}
 		w, s.dlogFile = f, f
 	}
-	s.dlog = decisionlog.New(w, s.cfg.DecisionLog.Buffer, m.DecisionDropped.Inc)
+	s.dlog = decisionlog.New(w, cfg.Buffer, m.DecisionDropped.Inc, opts...)
 	return nil
+}
+
+// decisionLogError logs the decision log's write errors, at most one every
+// 10 seconds: a full disk fails every batch, and
+// meshguard_authz_decision_log_dropped_total counts each entry lost.
+func (s *Server) decisionLogError() func(error) {
+	var last time.Time // only the log's writer goroutine calls
+	return func(err error) {
+		if now := time.Now(); now.Sub(last) >= 10*time.Second {
+			last = now
+			s.log.Warn("decision log write failed", "err", err)
+		}
+	}
 }
 
 // Start binds every listener, starts serving and the file watchers, and

@@ -58,6 +58,6 @@ Each role is a subcommand; run 'meshguard <command> --help' for details.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newAuthzCmd(), newControlPlaneCmd(), newBootstrapCmd(), newStatusCmd(), newTranslateCmd(), newIdentityCmd(), newPolicyCmd(), newRolloutCmd(), newRateLimitCmd(), newRevokeCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newAuthzCmd(), newControlPlaneCmd(), newBootstrapCmd(), newStatusCmd(), newTranslateCmd(), newIdentityCmd(), newPolicyCmd(), newRolloutCmd(), newRateLimitCmd(), newRevokeCmd(), newAuditCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/internal/contract"
+	"github.com/meshguard/meshguard/internal/hashchain"
 )
 
 const meshDoc = `apiVersion: meshguard.dev/v1alpha1
@@ -167,6 +168,7 @@ func (e *env) want(phase, step string) Rollout {
 	return r
 }
 
+// audit reads the audit trail, which must be one intact hash chain.
 func (e *env) audit() []Transition {
 	e.t.Helper()
 	f, err := os.Open(AuditPath(e.dir))
@@ -174,6 +176,12 @@ func (e *env) audit() []Transition {
 		e.t.Fatal(err)
 	}
 	defer f.Close()
+	if _, _, brk, err := hashchain.Verify(f, nil); brk != nil || err != nil {
+		e.t.Fatalf("audit trail chain: %v %v", brk, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		e.t.Fatal(err)
+	}
 	var out []Transition
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -402,6 +410,10 @@ func TestStateSurvivesARestart(t *testing.T) {
 	e.authz[0].set(before.Revision, Counts{Requests: 100, Same: 100})
 	e.c.Tick(context.Background())
 	e.want(Completed, "enforce")
+	// The audit trail goes on as one chain across the restart.
+	if got := e.audit(); len(got) != len(before.Transitions)+1 {
+		t.Fatalf("audit trail has %d transitions, want %d", len(got), len(before.Transitions)+1)
+	}
 }
 
 func TestTheMeshFileWins(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/meshguard/meshguard/internal/hashchain"
 )
 
 // store keeps the controller's state in dir/state.json (replaced whole,
@@ -19,6 +21,7 @@ type store struct {
 
 	mu    sync.Mutex
 	audit *os.File
+	chain hashchain.Chain // the audit trail's last line
 }
 
 // savedState is state.json.
@@ -40,11 +43,17 @@ func openStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("rollout state: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "audit.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	// The audit trail is a hash chain (meshguard audit verify): a restart
+	// continues it from the file's last line.
+	chain, err := hashchain.Resume(AuditPath(dir))
 	if err != nil {
 		return nil, fmt.Errorf("rollout audit: %w", err)
 	}
-	return &store{dir: dir, audit: f}, nil
+	f, err := os.OpenFile(AuditPath(dir), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("rollout audit: %w", err)
+	}
+	return &store{dir: dir, audit: f, chain: chain}, nil
 }
 
 func (s *store) statePath() string { return filepath.Join(s.dir, "state.json") }
@@ -110,7 +119,10 @@ func (s *store) appendAudit(t Transition) error {
 	if s.audit == nil {
 		return errors.New("audit file closed")
 	}
-	if _, err := s.audit.Write(append(line, '\n')); err != nil {
+	before := s.chain
+	sealed, _ := s.chain.Seal(line)
+	if _, err := s.audit.Write(sealed); err != nil {
+		s.chain = before // the next line links to what the file has
 		return err
 	}
 	return s.audit.Sync()

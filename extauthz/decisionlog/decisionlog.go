@@ -7,8 +7,8 @@
 package decisionlog
 
 import (
-	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/meshguard/meshguard/internal/hashchain"
 )
 
 // Entry is one decision. Field names are part of the documented log format
@@ -103,7 +105,8 @@ type Logger struct {
 	// cost an allocation per decision, and measured under load it made
 	// the authorizer's CPU per call 5-10 % higher.
 	ch      chan Entry
-	w       *bufio.Writer
+	out     io.Writer // given whole lines, one batch a write
+	opts    options
 	onDrop  func()
 	dropped atomic.Uint64
 	done    chan struct{}
@@ -112,18 +115,52 @@ type Logger struct {
 	closed bool
 }
 
+// Option configures a Logger.
+type Option func(*options)
+
+type options struct {
+	chain   *hashchain.Chain // nil: lines are not chained
+	onError func(error)
+}
+
+// WithChain makes the log a hash chain continuing c (hashchain.Resume of
+// its file): every line carries the SHA-256 of the line before, so
+// `meshguard audit verify` finds an edited, removed or inserted line.
+func WithChain(c hashchain.Chain) Option {
+	return func(o *options) { o.chain = &c }
+}
+
+// WithErrorHandler receives write and rotation errors. The logger keeps
+// going after one: the entries a failed write held are counted as dropped.
+func WithErrorHandler(f func(error)) Option {
+	return func(o *options) { o.onError = f }
+}
+
+// Rotator is a writer that can start a new file between lines
+// (logfile.File); the logger asks after every batch.
+type Rotator interface {
+	RotateIfDue() error
+}
+
 // New starts a logger writing to w with room for buffer pending entries,
 // reserved up front.
-// onDrop (may be nil) is called for each entry dropped because the buffer is full.
-func New(w io.Writer, buffer int, onDrop func()) *Logger {
+// onDrop (may be nil) is called for each entry dropped because the buffer
+// is full or its write failed.
+func New(w io.Writer, buffer int, onDrop func(), opts ...Option) *Logger {
 	if onDrop == nil {
 		onDrop = func() {}
 	}
 	l := &Logger{
 		ch:     make(chan Entry, buffer),
-		w:      bufio.NewWriterSize(w, 64<<10),
+		out:    w,
 		onDrop: onDrop,
 		done:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(&l.opts)
+	}
+	if l.opts.onError == nil {
+		l.opts.onError = func(error) {}
 	}
 	go l.run()
 	return l
@@ -174,24 +211,61 @@ func (l *Logger) Pending() int {
 // entries above ~800k decisions/s.
 const batchPause = 5 * time.Millisecond
 
+// writeChunk bounds the bytes the logger gathers before a write.
+const writeChunk = 64 << 10
+
 func (l *Logger) run() {
 	defer close(l.done)
-	buf := make([]byte, 0, 1024)
-	write := func(e *Entry) {
-		buf = append(e.AppendJSON(buf[:0]), '\n')
-		_, _ = l.w.Write(buf)
+	var (
+		line  = make([]byte, 0, 1024)
+		chunk = make([]byte, 0, writeChunk+4096)
+		n     int // entries in chunk
+	)
+	add := func(e *Entry) {
+		line = e.AppendJSON(line[:0])
+		if l.opts.chain != nil {
+			line, _ = l.opts.chain.Seal(line)
+		} else {
+			line = append(line, '\n')
+		}
+		chunk, n = append(chunk, line...), n+1
+		if len(chunk) >= writeChunk {
+			l.write(chunk, n)
+			chunk, n = chunk[:0], 0
+		}
 	}
 	for e := range l.ch {
-		// Write e and what queued behind it, then flush once. Only this
+		// Write e and what queued behind it in one write. Only this
 		// goroutine receives, so those entries are there to take, even
 		// after Close.
-		write(&e)
+		add(&e)
 		for range len(l.ch) {
 			next := <-l.ch
-			write(&next)
+			add(&next)
 		}
-		_ = l.w.Flush()
+		if n > 0 {
+			l.write(chunk, n)
+			chunk, n = chunk[:0], 0
+		}
+		if r, ok := l.out.(Rotator); ok {
+			if err := r.RotateIfDue(); err != nil {
+				l.opts.onError(fmt.Errorf("decision log: %w", err))
+			}
+		}
 		time.Sleep(batchPause)
+	}
+}
+
+// write writes whole lines, n entries. A failed write (a full disk) loses
+// them — counted, and in a chained log the gap breaks the chain where it
+// is, as it should — and the next batch tries again.
+func (l *Logger) write(chunk []byte, n int) {
+	if _, err := l.out.Write(chunk); err != nil {
+		l.dropped.Add(uint64(n))
+		for range n {
+			l.onDrop()
+		}
+		l.opts.onError(fmt.Errorf("decision log: %d entries lost: %w", n, err))
 	}
 }
 

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/meshguard/meshguard/internal/hashchain"
+	"github.com/meshguard/meshguard/internal/logfile"
 )
 
 // blockingWriter blocks every write until released, so the buffer fills.
@@ -118,5 +124,109 @@ func TestLogCopiesTheEntry(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"decision_id":"first"`) || !strings.Contains(lines[1], `"decision_id":"second"`) {
 		t.Fatalf("log = %q, want the first entry as it was when logged, then the second", out.String())
+	}
+}
+
+// failingWriter fails every write while fail is set.
+type failingWriter struct {
+	mu   sync.Mutex
+	fail bool
+	buf  bytes.Buffer
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fail {
+		return 0, errors.New("no space left on device")
+	}
+	return w.buf.Write(p)
+}
+
+// A full disk loses the batch it refused, counted, and the log goes on
+// once the disk has room again.
+func TestAFailedWriteLosesItsBatchAndTheLogRecovers(t *testing.T) {
+	w := &failingWriter{fail: true}
+	dropped := make(chan struct{}, 1)
+	var errs []error
+	l := New(w, 4, func() { dropped <- struct{}{} }, WithErrorHandler(func(err error) { errs = append(errs, err) }))
+	l.Log(&Entry{DecisionID: "lost"})
+	<-dropped
+	w.mu.Lock()
+	w.fail = false
+	w.mu.Unlock()
+	l.Log(&Entry{DecisionID: "kept"})
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.buf.String(); strings.Contains(got, "lost") || !strings.Contains(got, `"decision_id":"kept"`) || strings.Count(got, "\n") != 1 {
+		t.Fatalf("log = %q, want only the entry written after the disk recovered", got)
+	}
+	if l.Dropped() != 1 {
+		t.Fatalf("dropped = %d, want the 1 entry whose write failed", l.Dropped())
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "1 entries lost: no space left on device") {
+		t.Fatalf("errors reported: %v", errs)
+	}
+}
+
+// A chained log rotated after every batch and restarted in between is one
+// chain across all its files, oldest first.
+func TestAChainedLogIsOneChainAcrossRotationsAndRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	const backups = 50
+	run := func(ids ...string) {
+		chain, err := hashchain.Resume(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := logfile.Open(path, 1, backups) // rotate after every batch
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := New(f, 16, nil, WithChain(chain))
+		for _, id := range ids {
+			l.Log(&Entry{DecisionID: id})
+		}
+		if err := l.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	run("a", "b", "c")
+	run("d", "e")
+	run("f")
+
+	var files []string
+	for i := backups; i >= 1; i-- {
+		if _, err := os.Stat(logfile.Backup(path, i)); err == nil {
+			files = append(files, logfile.Backup(path, i))
+		}
+	}
+	if len(files) < 3 {
+		t.Fatalf("rotated into %d files, want one per run at least", len(files))
+	}
+	var ids []string
+	var start *[32]byte
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, last, brk, err := hashchain.Verify(bytes.NewReader(b), start)
+		if brk != nil || err != nil {
+			t.Fatalf("%s: %v %v", filepath.Base(name), brk, err)
+		}
+		start = &last
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e Entry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.DecisionID)
+		}
+	}
+	if got := strings.Join(ids, ""); got != "abcdef" {
+		t.Fatalf("entries across the files = %q, want abcdef", got)
 	}
 }

@@ -57,26 +57,42 @@ func (c *Chain) Seal(line []byte) ([]byte, bool) {
 // MaxLine bounds a line Resume and Verify read.
 const MaxLine = 16 << 20
 
-// Resume continues the chain of the log at path: its last line's hash, or
-// Genesis when the file does not exist or is empty.
+// Resume continues the chain of the log at path: its last line's hash.
+// When path is missing or empty — a new log, or one just rotated — it
+// continues path.1, the file rotated last; with neither, Genesis.
 func Resume(path string) (Chain, error) {
+	c, ok, err := lastLine(path)
+	if err != nil || ok {
+		return c, err
+	}
+	c, _, err = lastLine(path + ".1")
+	return c, err
+}
+
+// lastLine reports the hash of the last line of the file at path and
+// whether it has one.
+func lastLine(path string) (Chain, bool, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return Chain{}, nil
+		return Chain{}, false, nil
 	}
 	if err != nil {
-		return Chain{}, err
+		return Chain{}, false, err
 	}
 	defer f.Close()
 	var c Chain
+	found := false
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), MaxLine)
 	for sc.Scan() {
 		if len(sc.Bytes()) > 0 {
-			c.prev = sha256.Sum256(sc.Bytes())
+			c.prev, found = sha256.Sum256(sc.Bytes()), true
 		}
 	}
-	return c, sc.Err()
+	if err := sc.Err(); err != nil {
+		return Chain{}, false, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, found, nil
 }
 
 // Break is where a chain is broken.

@@ -98,6 +98,34 @@ func TestAChainContinuesAcrossRestartsAndRotations(t *testing.T) {
 	}
 }
 
+// A restart right after a rotation finds the current file empty (or gone):
+// the chain continues from the file rotated last.
+func TestARestartAfterARotationContinuesTheRotatedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "decisions.jsonl")
+	var c Chain
+	if err := os.WriteFile(path+".1", logOf(&c, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resume(path); err != nil || got.Last() != c.Last() {
+		t.Fatalf("missing current file: resumed %x, want the rotated file's last line (%v)", got.Last(), err)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resume(path); err != nil || got.Last() != c.Last() {
+		t.Fatalf("empty current file: resumed %x, want the rotated file's last line (%v)", got.Last(), err)
+	}
+	// Once the current file has a line, it wins.
+	own := c
+	if err := os.WriteFile(path, logOf(&own, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resume(path); err != nil || got.Last() != own.Last() {
+		t.Fatalf("current file with a line: resumed %x, want its line (%v)", got.Last(), err)
+	}
+}
+
 func must(b []byte, err error) []byte {
 	if err != nil {
 		panic(err)
