@@ -15,8 +15,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +43,8 @@ var (
 	rounds       = flag.Int("rounds", 3, "alternating rounds per scenario")
 	concurrency  = flag.String("c", "16,64", "concurrent callers, comma-separated")
 	connections  = flag.Int("connections", 4, "gRPC connections the callers share")
+	profile      = flag.String("profile", "", "write a CPU profile of meshguard's first load run to this file")
+	extraArgs    = flag.String("meshguard-args", "", "more flags for meshguard ratelimit, space-separated")
 )
 
 const limits = `domain: bench
@@ -52,9 +56,10 @@ descriptors:
 `
 
 type server struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
+	name  string
+	addr  string
+	admin string // meshguard's admin listener
+	cmd   *exec.Cmd
 }
 
 func main() {
@@ -89,12 +94,19 @@ func main() {
 		"DISABLE_STATS=true",
 		"HOST=127.0.0.1", fmt.Sprintf("PORT=%d", freePort()), "DEBUG_HOST=127.0.0.1", fmt.Sprintf("DEBUG_PORT=%d", freePort()),
 		"GRPC_HOST=127.0.0.1", fmt.Sprintf("GRPC_PORT=%d", refPort))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	mgArgs := []string{"ratelimit", "--config", mgConf, "--log-level", "error",
+		"--redis-addr", fmt.Sprintf("127.0.0.1:%d", redisPort), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort()),
+		"--admin", adminAddr}
+	if *profile != "" {
+		mgArgs = append(mgArgs, "--admin-pprof")
+	}
+	mgArgs = append(mgArgs, strings.Fields(*extraArgs)...)
 	servers := []*server{
 		start("envoyproxy/ratelimit", ref, fmt.Sprintf("127.0.0.1:%d", refPort)),
-		start("meshguard", exec.Command(*meshguardBin, "ratelimit", "--config", mgConf, "--log-level", "error",
-			"--redis-addr", fmt.Sprintf("127.0.0.1:%d", redisPort), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort()),
-			"--admin", fmt.Sprintf("127.0.0.1:%d", freePort())), ""),
+		start("meshguard", exec.Command(*meshguardBin, mgArgs...), ""),
 	}
+	servers[1].admin = adminAddr
 	servers[1].addr = servers[1].cmd.Args[slices.Index(servers[1].cmd.Args, "--listen")+1]
 	for _, s := range servers {
 		defer stop(s)
@@ -233,6 +245,10 @@ func load(s *server, hot bool, c int) run {
 	cpu0 := cpuSeconds(s.cmd.Process.Pid)
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
+	if *profile != "" && s.admin != "" {
+		go writeProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.admin, int(duration.Seconds())-1), *profile)
+		*profile = "" // the first run only
+	}
 	lat := make([][]time.Duration, c)
 	var n atomic.Int64
 	start := time.Now()
@@ -264,6 +280,22 @@ func load(s *server, hot bool, c int) run {
 	slices.Sort(all)
 	total := float64(n.Load())
 	return run{rps: total / elapsed.Seconds(), perCore: total / cpu, p50: all[len(all)/2], p99: all[len(all)*99/100]}
+}
+
+// writeProfile saves the CPU profile at url to path.
+func writeProfile(url, path string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		log.Printf("profile: %s %v", resp.Status, err)
+		return
+	}
+	must(os.WriteFile(path, b, 0o644))
 }
 
 // cpuSeconds is a process's user+system CPU time (/proc/PID/stat).
