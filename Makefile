@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube generate generate-check
 
 all: build
 
@@ -30,16 +30,34 @@ run: build wasm
 	./$(BIN) up --config examples/quickstart
 
 ## test: formatting, vet and every test with the race detector.
-## The identity tests run a real SPIRE server and agent: built once per machine
-## into ~/.cache/meshguard (5-15 minutes the first time, on 2 cores). The
-## shared-state tests run real redis-server and redis-sentinel processes.
-test: fmt-check vet spire wasm redis
+## The identity tests run a real SPIRE server and agent, the Kubernetes tests a
+## real kube-apiserver and etcd: built once per machine into ~/.cache/meshguard
+## (SPIRE 5-15 minutes, kube-apiserver 10-14 minutes the first time, on 2
+## cores). The shared-state tests run real redis-server and redis-sentinel.
+test: fmt-check vet generate-check spire kube wasm redis
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
 
 spire:
 	bash tools/spire/build.sh
+
+## kube: kube-apiserver built from k8s.io/kubernetes, and Debian's etcd (envtest's assets)
+kube:
+	bash tools/kube/build.sh
+
+## generate: the CRDs (charts/meshguard/crds) and deep copies from api/v1alpha1
+CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+generate:
+	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=charts/meshguard/crds
+
+## generate-check: fails when the generated files were not those of api/v1alpha1
+## (and leaves them regenerated)
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go charts/meshguard/crds/*.yaml
+generate-check:
+	@before="$$(cat $(GENERATED) | sha256sum)"; \
+	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=charts/meshguard/crds && \
+	[ "$$before" = "$$(cat $(GENERATED) | sha256sum)" ] || { echo "generated files were stale (now regenerated: commit them): make generate"; exit 1; }
 
 ## redis: redis-server and redis-sentinel, from Debian's packages when run as root
 redis:

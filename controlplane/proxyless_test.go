@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,18 +12,13 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	xdscreds "google.golang.org/grpc/credentials/xds"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/xds"
 
-	"github.com/meshguard/meshguard/controlplane/bootstrap"
 	"github.com/meshguard/meshguard/identity/devca"
 	cpxds "github.com/meshguard/meshguard/internal/xds"
+	"github.com/meshguard/meshguard/internal/xdstest"
 )
 
 // proxylessMesh: frontend (proxyless client) → orders (proxyless server).
@@ -48,25 +42,19 @@ spec:
 %s`
 
 type proxylessEnv struct {
+	*xdstest.Proxyless
 	t      *testing.T
 	dir    string
 	mesh   string
 	cp     *Server
-	ca     *devca.CA
 	cpAddr string
 }
 
 func newProxylessEnv(t *testing.T) *proxylessEnv {
 	t.Helper()
 	dir := t.TempDir()
-	// Reserve the control plane's address first: bootstraps name it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpAddr := l.Addr().String()
-	l.Close()
-	e := &proxylessEnv{t: t, dir: dir, mesh: filepath.Join(dir, "mesh.yaml"), cpAddr: cpAddr}
+	// The control plane's address is named by bootstraps before it listens.
+	e := &proxylessEnv{t: t, dir: dir, mesh: filepath.Join(dir, "mesh.yaml"), cpAddr: xdstest.FreeAddr(t)}
 	return e
 }
 
@@ -94,84 +82,11 @@ func (e *proxylessEnv) start() {
 		cancel()
 	})
 	e.cp = s
-	td := spiffeid.RequireTrustDomainFromString("meshguard.test")
-	if e.ca, err = devca.LoadOrCreate(filepath.Join(e.dir, "ca"), td); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-// identity writes SVID files for a SPIFFE ID and returns a gRPC bootstrap for
-// node using them.
-func (e *proxylessEnv) bootstrapFor(node, spiffeID string) []byte {
-	e.t.Helper()
-	svid, err := e.ca.Issue(spiffeid.RequireFromString(spiffeID), time.Hour)
+	ca, err := devca.LoadOrCreate(filepath.Join(e.dir, "ca"), spiffeid.RequireTrustDomainFromString("meshguard.test"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	d := filepath.Join(e.dir, "certs", node+"-"+strings.ReplaceAll(spiffeID[len("spiffe://"):], "/", "_"))
-	files := bootstrap.GRPCFiles{Cert: filepath.Join(d, "cert.pem"), Key: filepath.Join(d, "key.pem"), CA: filepath.Join(d, "ca.pem")}
-	write(e.t, files.Cert, string(svid.CertPEM))
-	write(e.t, files.Key, string(svid.KeyPEM))
-	write(e.t, files.CA, string(e.ca.BundlePEM()))
-	bs, err := bootstrap.GRPC(e.cp.Builder.Mesh(), node, files)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return bs
-}
-
-// serve starts a gRPC-Go xDS server (health service) for a workload.
-func (e *proxylessEnv) serve(node, spiffeID string, lis net.Listener) *xds.GRPCServer {
-	e.t.Helper()
-	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv, err := xds.NewGRPCServer(grpc.Creds(creds), xds.BootstrapContentsForTesting(e.bootstrapFor(node, spiffeID)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	h := health.NewServer()
-	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, h)
-	go func() { _ = srv.Serve(lis) }()
-	e.t.Cleanup(srv.Stop)
-	return srv
-}
-
-// dial connects a gRPC-Go xDS client as node with the given identity.
-func (e *proxylessEnv) dial(node, spiffeID, target string) healthpb.HealthClient {
-	e.t.Helper()
-	resolver, err := xds.NewXDSResolverWithConfigForTesting(e.bootstrapFor(node, spiffeID))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	conn, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(creds), grpc.WithResolvers(resolver))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn)
-}
-
-func call(c healthpb.HealthClient) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, err := c.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	return err
-}
-
-func freeListener(t *testing.T) (net.Listener, int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, l.Addr().(*net.TCPAddr).Port
+	e.Proxyless = &xdstest.Proxyless{T: e.t, Dir: e.dir, CA: ca, Mesh: s.Builder.Mesh}
 }
 
 const (
@@ -181,21 +96,21 @@ const (
 
 func TestProxylessGRPCOverMTLS(t *testing.T) {
 	e := newProxylessEnv(t)
-	lis, port := freeListener(t)
+	lis, port := xdstest.FreeListener(t)
 	e.writeMesh(port, fmt.Sprintf("orders-0:%d", port))
 	e.start()
-	e.serve("orders-0", ordersID, lis)
+	e.Serve("orders-0", ordersID, lis)
 	target := fmt.Sprintf("orders.default:%d", port)
 
-	client := e.dial("frontend-0", frontendID, target)
-	if err := call(client); err != nil {
+	client := e.Dial("frontend-0", frontendID, target)
+	if err := xdstest.Call(client); err != nil {
 		t.Fatalf("frontend → orders over xDS mTLS failed: %v", err)
 	}
 
 	// A workload the mesh does not allow (valid SVID from the same CA, but not
 	// a caller of orders) is refused by the server's RBAC.
-	intruder := e.dial("frontend-0", "spiffe://meshguard.test/ns/default/sa/intruder", target)
-	if err := call(intruder); status.Code(err) != codes.PermissionDenied {
+	intruder := e.Dial("frontend-0", "spiffe://meshguard.test/ns/default/sa/intruder", target)
+	if err := xdstest.Call(intruder); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("intruder call: %v, want PermissionDenied", err)
 	}
 
@@ -206,12 +121,12 @@ func TestProxylessGRPCOverMTLS(t *testing.T) {
 
 func TestProxylessClientRejectsAnImpostorServer(t *testing.T) {
 	e := newProxylessEnv(t)
-	lis, port := freeListener(t)
+	lis, port := xdstest.FreeListener(t)
 	e.writeMesh(port, fmt.Sprintf("orders-0:%d", port))
 	e.start()
 	// The server presents a valid mesh SVID, but not orders' identity.
-	e.serve("orders-0", "spiffe://meshguard.test/ns/default/sa/impostor", lis)
-	client := e.dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
+	e.Serve("orders-0", "spiffe://meshguard.test/ns/default/sa/impostor", lis)
+	client := e.Dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
@@ -221,13 +136,13 @@ func TestProxylessClientRejectsAnImpostorServer(t *testing.T) {
 
 func TestProxylessFollowsEndpointChanges(t *testing.T) {
 	e := newProxylessEnv(t)
-	lis0, port := freeListener(t)
-	lis1, port1 := freeListener(t)
+	lis0, port := xdstest.FreeListener(t)
+	lis1, port1 := xdstest.FreeListener(t)
 	e.writeMesh(port, fmt.Sprintf("orders-0:%d", port))
 	e.start()
-	srv0 := e.serve("orders-0", ordersID, lis0)
-	client := e.dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
-	if err := call(client); err != nil {
+	srv0 := e.Serve("orders-0", ordersID, lis0)
+	client := e.Dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
+	if err := xdstest.Call(client); err != nil {
 		t.Fatal(err)
 	}
 	// orders moves to a new instance; the old one goes away.
@@ -235,19 +150,19 @@ func TestProxylessFollowsEndpointChanges(t *testing.T) {
 	if err := e.cp.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	e.serve("orders-1", ordersID, lis1)
+	e.Serve("orders-1", ordersID, lis1)
 	srv0.Stop()
-	eventually(t, "calls reach the new endpoint", func() bool { return call(client) == nil })
+	eventually(t, "calls reach the new endpoint", func() bool { return xdstest.Call(client) == nil })
 }
 
 func TestProxylessNackIsBoundedAndReported(t *testing.T) {
 	e := newProxylessEnv(t)
-	lis, port := freeListener(t)
+	lis, port := xdstest.FreeListener(t)
 	e.writeMesh(port, fmt.Sprintf("orders-0:%d", port))
 	e.start()
-	e.serve("orders-0", ordersID, lis)
-	client := e.dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
-	if err := call(client); err != nil {
+	e.Serve("orders-0", ordersID, lis)
+	client := e.Dial("frontend-0", frontendID, fmt.Sprintf("orders.default:%d", port))
+	if err := xdstest.Call(client); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "CDS SYNCED", func() bool { return state(e.cp, "frontend-0", "Cluster").State == cpxds.Synced })
@@ -278,7 +193,7 @@ func TestProxylessNackIsBoundedAndReported(t *testing.T) {
 		t.Fatal("NACK without error text")
 	}
 	// The client keeps its last good config.
-	if err := call(client); err != nil {
+	if err := xdstest.Call(client); err != nil {
 		t.Fatalf("calls failed after a NACK: %v", err)
 	}
 	// No resend storm: one push for the bad version, none after it.

@@ -26,9 +26,9 @@ import (
 // SVID, re-issued once half its lifetime has passed. A mesh version is
 // prepared (forMesh) and only committed once its snapshots built.
 type secrets struct {
-	caDir string
-	ttl   time.Duration
-	log   *slog.Logger
+	loadCA func(spiffeid.TrustDomain) (*devca.CA, error)
+	ttl    time.Duration
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	ca    *devca.CA
@@ -43,7 +43,8 @@ type secretsVersion struct {
 }
 
 func newSecrets(caDir string, ttl time.Duration, log *slog.Logger) *secrets {
-	return &secrets{caDir: caDir, ttl: ttl, log: log, svids: map[string]*devca.SVID{}}
+	return &secrets{ttl: ttl, log: log, svids: map[string]*devca.SVID{},
+		loadCA: func(td spiffeid.TrustDomain) (*devca.CA, error) { return devca.LoadOrCreate(caDir, td) }}
 }
 
 // forMesh prepares the CA and bundles m needs; prev is the mesh in force.
@@ -56,7 +57,7 @@ func (s *secrets) forMesh(m, prev *model.Mesh) (secretsVersion, error) {
 	}
 	v := secretsVersion{ca: s.ca, fed: s.fed}
 	if m.Spec.Identity.Provider == model.ProviderMeshguard && (v.ca == nil || v.ca.TrustDomain() != td) {
-		if v.ca, err = devca.LoadOrCreate(s.caDir, td); err != nil {
+		if v.ca, err = s.loadCA(td); err != nil {
 			return secretsVersion{}, fmt.Errorf("dev CA: %w", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -28,6 +29,7 @@ import (
 	"github.com/meshguard/meshguard/controlplane/rollout"
 	"github.com/meshguard/meshguard/controlplane/source"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/identity/devca"
 	"github.com/meshguard/meshguard/internal/periodic"
 	"github.com/meshguard/meshguard/internal/xds"
 )
@@ -41,7 +43,16 @@ type Config struct {
 	Listen      string // ADS gRPC; default: the mesh's spec.xds.address
 	AdminListen string // status, metrics
 	CADir       string // dev CA directory
-	SVIDTTL     time.Duration
+	// LoadCA, when set, supplies the dev CA instead of CADir: replicas of
+	// one control plane must share it (on Kubernetes, a Secret).
+	LoadCA func(spiffeid.TrustDomain) (*devca.CA, error)
+	// WaitForMesh starts the server even when the source has no mesh yet
+	// (not ready until it has); without it that is an error.
+	WaitForMesh bool
+	// IsLeader, when set, says whether this replica may move rollouts: of
+	// several replicas serving one mesh, the elected one.
+	IsLeader func() bool
+	SVIDTTL  time.Duration
 	// MaxConnectionAge makes proxies reconnect periodically, spreading load
 	// after control plane restarts or scale-out.
 	MaxConnectionAge time.Duration
@@ -109,8 +120,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache, src: src,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
+	if cfg.LoadCA != nil {
+		s.Builder.secrets.loadCA = cfg.LoadCA
+	}
 	s.secretsAllowedF = loopbackOnly
-	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Interval: cfg.RolloutInterval, Log: log})
+	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Interval: cfg.RolloutInterval, Log: log, Active: cfg.IsLeader})
 	if err != nil {
 		return nil, err
 	}
@@ -119,16 +133,25 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err == nil {
 		err = s.apply(m)
 	}
-	if err != nil {
+	if err != nil && !cfg.WaitForMesh {
 		ctl.Close()
 		return nil, err
+	}
+	if err != nil {
+		log.Warn("no mesh yet; serving none until the source has one", "source", s.src.String(), "err", err)
+		s.lastErr = err
 	}
 	ctl.OnChange(s.reapply)
 	if cfg.TLS != nil {
 		s.secretsAllowedF = s.peerIsNode
 	}
 	if s.cfg.Listen == "" {
-		s.cfg.Listen = s.Builder.Mesh().Spec.XDS.Address
+		m := s.Builder.Mesh()
+		if m == nil {
+			ctl.Close()
+			return nil, errors.New("no mesh to take the xDS address from: set the listen address")
+		}
+		s.cfg.Listen = m.Spec.XDS.Address
 	}
 	return s, nil
 }

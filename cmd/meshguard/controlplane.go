@@ -29,8 +29,9 @@ func newControlPlaneCmd() *cobra.Command {
 	var cfg controlplane.Config
 	var logLevel, tokenFile string
 	var tlsConf identity.TLSConfig
+	var kf kubeFlags
 	cmd := &cobra.Command{
-		Use:   "controlplane --mesh FILE",
+		Use:   "controlplane --mesh FILE | --kubernetes",
 		Short: "Run the xDS control plane (ADS, SotW and Delta, SDS included)",
 		Long: `Serve Envoy configuration for every workload of a mesh over ADS.
 
@@ -49,12 +50,24 @@ every --rollout-interval it reads each authorizer's rollout counts (--authz-admi
 every replica), judges the rollout's gates, and promotes, rolls back or pauses.
 Its state and audit trail live in --rollout-dir and survive restarts.
 
+With --kubernetes the mesh comes from the cluster instead of a file
+(docs/kubernetes.md): the Mesh named by --mesh-name, every MeshService
+(workloads from their Services' EndpointSlices and Pods) and the PolicySets
+and WasmFilters of --namespace. Objects that fail validation are reported in
+their status (Accepted False, with the field) and keep their last accepted
+version. Replicas elect a leader (a Lease in --namespace) that writes
+statuses, judges rollout gates and creates the shared dev CA (Secret
+meshguard-dev-ca); every replica serves xDS.
+
 Admin: /v1/proxies (proxy status, also 'meshguard status'), /v1/rollouts
 ('meshguard rollout status'; POST /v1/rollouts/{promote,rollback,pause,resume}
 for 'meshguard rollout ...', which need --admin-token-file unless the admin
 listener is loopback), /metrics, /healthz, /readyz.`,
 		Example: `  meshguard controlplane --mesh examples/quickstart/mesh.yaml --admin 127.0.0.1:18001
-  meshguard status --admin 127.0.0.1:18001`,
+  meshguard status --admin 127.0.0.1:18001
+
+  # in a cluster (the Helm chart runs this)
+  meshguard controlplane --kubernetes --namespace meshguard --listen :18000 --admin :18001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := telemetry.NewLogger(os.Stderr, logLevel, "text")
@@ -74,6 +87,9 @@ listener is loopback), /metrics, /healthz, /readyz.`,
 				}
 				cfg.AdminToken = tok
 			}
+			if kf.enabled {
+				return runOnKubernetes(cmd.Context(), kf, cfg, log)
+			}
 			s, err := controlplane.New(cfg, log)
 			if err != nil {
 				return err
@@ -84,7 +100,7 @@ listener is loopback), /metrics, /healthz, /readyz.`,
 	cmd.Flags().StringVar(&cfg.MeshPath, "mesh", "", "mesh file (YAML)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "ADS gRPC address (default: the mesh's spec.xds.address)")
 	cmd.Flags().StringVar(&cfg.AdminListen, "admin", "127.0.0.1:18001", "admin HTTP address (status, metrics)")
-	cmd.Flags().StringVar(&cfg.CADir, "ca-dir", "", "dev CA directory (default: .meshguard/ca beside the mesh file)")
+	cmd.Flags().StringVar(&cfg.CADir, "ca-dir", "", "dev CA directory (default: .meshguard/ca beside the mesh file; on Kubernetes the CA is a Secret)")
 	cmd.Flags().DurationVar(&cfg.SVIDTTL, "svid-ttl", time.Hour, "lifetime of issued SVIDs (rotated at half-life)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&tlsConf.WorkloadAPI, "workload-api", "", "serve ADS over mTLS with the SVID from this SPIFFE Workload API (unix:///…)")
@@ -97,7 +113,9 @@ listener is loopback), /metrics, /healthz, /readyz.`,
 	cmd.Flags().StringVar(&cfg.RolloutDir, "rollout-dir", "", "rollout state and audit trail (default: .meshguard/rollouts beside the mesh file)")
 	cmd.Flags().DurationVar(&cfg.RolloutInterval, "rollout-interval", 10*time.Second, "how often rollout gates are judged")
 	cmd.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the bearer token admin commands need (at least 16 characters)")
-	_ = cmd.MarkFlagRequired("mesh")
+	kf.register(cmd)
+	cmd.MarkFlagsOneRequired("mesh", "kubernetes")
+	cmd.MarkFlagsMutuallyExclusive("mesh", "kubernetes")
 	return cmd
 }
 

@@ -169,6 +169,20 @@ var (
 	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
+// dnsSubdomain reports whether s is an RFC 1123 subdomain, as Kubernetes
+// object names are: a workload discovered from a Pod is <pod>.<namespace>.
+func dnsSubdomain(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if !dnsLabel.MatchString(label) {
+			return false
+		}
+	}
+	return true
+}
+
 // FilterKinds are the wasm filters meshguard ships, in chain order.
 var FilterKinds = contract.FilterKinds
 
@@ -334,8 +348,8 @@ func (m *Mesh) validate(checks Checks) []FieldError {
 		}
 		for j, w := range svc.Workloads {
 			wp := fmt.Sprintf("%s.workloads[%d]", p, j)
-			if !dnsLabel.MatchString(w.Name) {
-				v.add(wp+".name", "%q is not a DNS label", w.Name)
+			if !dnsSubdomain(w.Name) {
+				v.add(wp+".name", "%q is not a DNS name (labels of a-z, 0-9 and '-', joined by '.')", w.Name)
 			} else if other, dup := workloads[w.Name]; dup {
 				v.add(wp+".name", "workload %q already exists in service %q (workload names are node ids)", w.Name, other)
 			}

@@ -39,6 +39,10 @@ type Config struct {
 	Log    *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Active, when set, says whether this replica judges the gates now (of
+	// several replicas of one control plane, the elected leader); the
+	// others only serve what their state says.
+	Active func() bool
 }
 
 // Controller moves the mesh's rollouts through their stages. It owns the
@@ -266,7 +270,11 @@ func (c *Controller) Get(route string) (Rollout, error) {
 
 // Run judges the rollouts every interval until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	periodic.Every(ctx, c.cfg.Interval, func(ctx context.Context) { c.Tick(ctx) })
+	periodic.Every(ctx, c.cfg.Interval, func(ctx context.Context) {
+		if c.cfg.Active == nil || c.cfg.Active() {
+			c.Tick(ctx)
+		}
+	})
 }
 
 // Tick reads the counts of every compared rollout from the authorizers,

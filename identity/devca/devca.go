@@ -113,41 +113,60 @@ func load(dir string, td spiffeid.TrustDomain) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	ca, err := Parse(certPEM, keyPEM, td)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA in %s: %w", dir, err)
+	}
+	return ca, nil
+}
+
+// Parse reads a CA of td from its PEM certificate and PKCS #8 key (as
+// KeyPEM writes it), refusing one of another trust domain or expired.
+func Parse(certPEM, keyPEM []byte, td spiffeid.TrustDomain) (*CA, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
-		return nil, fmt.Errorf("dev CA in %s: not PEM", dir)
+		return nil, errors.New("not PEM")
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA certificate: %w", err)
+		return nil, fmt.Errorf("certificate: %w", err)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("dev CA key: %w", err)
+		return nil, fmt.Errorf("key: %w", err)
 	}
 	signer, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, errors.New("dev CA key cannot sign")
+		return nil, errors.New("the key cannot sign")
 	}
 	if len(cert.URIs) != 1 || cert.URIs[0].Host != td.Name() {
-		return nil, fmt.Errorf("dev CA in %s belongs to another trust domain than %q", dir, td.Name())
+		return nil, fmt.Errorf("it belongs to another trust domain than %q", td.Name())
 	}
 	if time.Now().After(cert.NotAfter) {
-		return nil, fmt.Errorf("dev CA in %s expired on %s; remove it to create a new one", dir, cert.NotAfter.Format(time.DateOnly))
+		return nil, fmt.Errorf("it expired on %s; remove it to create a new one", cert.NotAfter.Format(time.DateOnly))
 	}
 	return &CA{td: td, cert: cert, key: signer, pem: certPEM, now: time.Now}, nil
+}
+
+// KeyPEM is the CA's private key, PKCS #8 in PEM: a secret.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func (ca *CA) save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	key, err := ca.KeyPEM()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, keyFile), key, 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, certFile), ca.pem, 0o644)
