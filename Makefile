@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube generate generate-check
+.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
 
 all: build
 
@@ -34,7 +34,7 @@ run: build wasm
 ## real kube-apiserver and etcd: built once per machine into ~/.cache/meshguard
 ## (SPIRE 5-15 minutes, kube-apiserver 10-14 minutes the first time, on 2
 ## cores). The shared-state tests run real redis-server and redis-sentinel.
-test: fmt-check vet generate-check spire kube wasm redis
+test: fmt-check vet generate-check spire kube helm wasm redis
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
@@ -45,6 +45,15 @@ spire:
 ## kube: kube-apiserver built from k8s.io/kubernetes, and Debian's etcd (envtest's assets)
 kube:
 	bash tools/kube/build.sh
+
+## helm: the Helm CLI, for the chart's tests (helm lint, helm template)
+HELM_VERSION := v4.3.2
+MESHGUARD_CACHE ?= $(HOME)/.cache/meshguard
+helm:
+	@test -x "$(MESHGUARD_CACHE)/bin/helm-$(HELM_VERSION)" || { \
+		echo "go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)"; \
+		GOBIN="$(MESHGUARD_CACHE)/bin" $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) && \
+		mv "$(MESHGUARD_CACHE)/bin/helm" "$(MESHGUARD_CACHE)/bin/helm-$(HELM_VERSION)"; }
 
 ## generate: the CRDs (charts/meshguard/crds) and deep copies from api/v1alpha1
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0

@@ -68,6 +68,8 @@ type Config struct {
 	// AuthzAdmin are the admin addresses of the authorizers whose rollout
 	// counts the gates judge: every replica.
 	AuthzAdmin []string
+	// AuthzDiscover, when set, finds them at each judgement instead.
+	AuthzDiscover func(context.Context) []string
 	// AdminToken, when set, must be presented as a bearer token to the
 	// admin API's commands (rollout promote, rollback, pause, resume).
 	// Without it, commands are only served on a loopback admin listener.
@@ -124,7 +126,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.Builder.secrets.loadCA = cfg.LoadCA
 	}
 	s.secretsAllowedF = loopbackOnly
-	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Interval: cfg.RolloutInterval, Log: log, Active: cfg.IsLeader})
+	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Discover: cfg.AuthzDiscover,
+		Interval: cfg.RolloutInterval, Log: log, Active: cfg.IsLeader})
 	if err != nil {
 		return nil, err
 	}

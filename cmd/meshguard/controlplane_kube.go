@@ -22,6 +22,7 @@ type kubeFlags struct {
 	mesh        string
 	leaderElect bool
 	peerService string
+	authzSvc    string
 	podIP       string
 	lease       time.Duration
 }
@@ -35,6 +36,7 @@ func (k *kubeFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&k.leaderElect, "leader-elect", true, "elect one replica to write statuses and judge rollouts (all replicas serve xDS)")
 	f.DurationVar(&k.lease, "lease-duration", 8*time.Second, "how long a dead leader holds the lease before another replica takes over")
 	f.StringVar(&k.peerService, "peer-service", "", "the control plane's Service (port named admin): the leader counts the other replicas' proxies in statuses")
+	f.StringVar(&k.authzSvc, "authz-service", "", "the authorizers' admin Service (port named admin): rollout gates read every ready replica behind it, instead of --authz-admin")
 	f.StringVar(&k.podIP, "pod-ip", os.Getenv("POD_IP"), "this replica's address, left out of the peers ($POD_IP)")
 }
 
@@ -61,6 +63,7 @@ func runOnKubernetes(ctx context.Context, k kubeFlags, cfg controlplane.Config, 
 		LeaseDuration:  k.lease,
 		RenewDeadline:  k.lease * 5 / 8,
 		RetryPeriod:    k.lease / 8,
+		AuthzService:   k.authzSvc,
 	}
 	if k.peerService != "" {
 		opts.Peers = kube.ServicePeers(k.namespace, k.peerService, "admin", k.podIP)

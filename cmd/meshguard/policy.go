@@ -19,7 +19,7 @@ func newPolicyCmd() *cobra.Command {
 		Use:   "policy",
 		Short: "Work with Cedar policy directories: validate, test, replay, schema",
 	}
-	cmd.AddCommand(newPolicyValidateCmd(), newPolicySchemaCmd(), newPolicyTestCmd(), newPolicyReplayCmd())
+	cmd.AddCommand(newPolicyValidateCmd(), newPolicySchemaCmd(), newPolicyTestCmd(), newPolicyReplayCmd(), newPolicySyncCmd())
 	return cmd
 }
 

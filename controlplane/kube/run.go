@@ -50,6 +50,9 @@ type Options struct {
 	// leader counts in Programmed (ServicePeers finds them, reading the
 	// replica's cache); nil: this replica's proxies only.
 	Peers func(context.Context, client.Reader) []string
+	// AuthzService is the authorizers' admin Service in Namespace (its port
+	// named admin): the rollout gates read every ready replica behind it.
+	AuthzService string
 	// KeepLeaseOnStop stops as a crash would, leaving the lease to expire
 	// instead of handing it over (tests of a leader's death).
 	KeepLeaseOnStop bool
@@ -159,6 +162,10 @@ func Start(ctx context.Context, opts Options, log *slog.Logger) (*Replica, error
 	cp := opts.ControlPlane
 	cp.Source, cp.WaitForMesh, cp.IsLeader = src, true, r.IsLeader
 	cp.LoadCA = SecretCA(mgr.GetAPIReader(), mgr.GetClient(), opts.Namespace)
+	if opts.AuthzService != "" {
+		find := ServicePeers(opts.Namespace, opts.AuthzService, "admin", "")
+		cp.AuthzDiscover = func(ctx context.Context) []string { return find(ctx, mgr.GetCache()) }
+	}
 	if r.Server, err = controlplane.New(cp, log); err != nil {
 		cancel()
 		return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshguard/meshguard/api/v1alpha1"
 	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/internal/debounce"
 )
 
 // Config configures the Kubernetes source.
@@ -241,12 +242,7 @@ func (s *Source) read(ctx context.Context) (*Objects, error) {
 // MaxDelay), until ctx ends. It returns once the handlers are registered.
 func (s *Source) Watch(ctx context.Context, changed func()) (<-chan struct{}, error) {
 	events := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case events <- struct{}{}:
-		default:
-		}
-	}
+	poke := func() { debounce.Trigger(events) }
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
 		UpdateFunc: func(any, any) { poke() },
@@ -280,41 +276,9 @@ func (s *Source) Watch(ctx context.Context, changed func()) (<-chan struct{}, er
 				r()
 			}
 		}()
-		debounce(ctx, events, s.cfg.Debounce, s.cfg.MaxDelay, changed)
+		debounce.Run(ctx, events, s.cfg.Debounce, s.cfg.MaxDelay, changed)
 	}()
 	return done, nil
-}
-
-// debounce calls fire once events stop for quiet, or maxWait after the
-// first event of a burst, until ctx ends.
-func debounce(ctx context.Context, events <-chan struct{}, quiet, maxWait time.Duration, fire func()) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-events:
-		}
-		deadline := time.NewTimer(maxWait)
-		idle := time.NewTimer(quiet)
-	burst:
-		for {
-			select {
-			case <-ctx.Done():
-				deadline.Stop()
-				idle.Stop()
-				return
-			case <-events:
-				idle.Reset(quiet)
-			case <-idle.C:
-				break burst
-			case <-deadline.C:
-				break burst
-			}
-		}
-		deadline.Stop()
-		idle.Stop()
-		fire()
-	}
 }
 
 // Assembled waits for the next assembly after now, or ctx.

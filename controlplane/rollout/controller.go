@@ -32,6 +32,10 @@ type Config struct {
 	// Authorizers are the admin addresses (host:port, or http(s):// URLs)
 	// of every authorizer replica whose counts the gates judge.
 	Authorizers []string
+	// Discover, when set, finds the authorizers' admin addresses at each
+	// judgement instead (replicas come and go: on Kubernetes, the ready
+	// endpoints of their Service).
+	Discover func(context.Context) []string
 	// Interval between two judgements (default 10s).
 	Interval time.Duration
 	// Client fetches the counts (default: a client with a 5s timeout).

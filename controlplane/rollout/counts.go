@@ -38,7 +38,13 @@ const maxStatusBytes = 4 << 20
 // fetch reads every authorizer's counts in parallel. The error names each
 // authorizer that did not answer; the reads of the others are returned.
 func (c *Controller) fetch(ctx context.Context) ([]read, error) {
-	if len(c.cfg.Authorizers) == 0 {
+	sources := c.cfg.Authorizers
+	if c.cfg.Discover != nil {
+		if sources = c.cfg.Discover(ctx); len(sources) == 0 {
+			return nil, errors.New("no authorizer replica is ready (none found behind its Service)")
+		}
+	}
+	if len(sources) == 0 {
 		return nil, errors.New("no authorizer admin address is configured (controlplane --authz-admin)")
 	}
 	var (
@@ -47,7 +53,7 @@ func (c *Controller) fetch(ctx context.Context) ([]read, error) {
 		errs  []error
 		wg    sync.WaitGroup
 	)
-	for _, src := range c.cfg.Authorizers {
+	for _, src := range sources {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -207,7 +207,14 @@ func readDir(root string) (map[string][]source, error) {
 			if !contract.ValidSetName(e.Name()) {
 				return nil, fmt.Errorf("%s: directory name is not a valid policy set name (letters, digits, '.', '_', '-')", p)
 			}
-			files, err := readTree(p, "")
+			// Read the set from where its link points now: a writer
+			// swapping versions (a ConfigMap volume, meshguard policy
+			// sync) cannot mix two versions' files into one set.
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s: %w", p, err)
+			}
+			files, err := readTree(real, "")
 			if err != nil {
 				return nil, err
 			}

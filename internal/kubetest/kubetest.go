@@ -25,18 +25,39 @@ import (
 // Version is the kube-apiserver tools/kube/build.sh builds.
 const Version = "v1.37.2"
 
+// HelmVersion is the Helm CLI make helm installs.
+const HelmVersion = "v4.3.2"
+
+func cacheDir() string {
+	if d := os.Getenv("MESHGUARD_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "meshguard")
+}
+
 // Assets is the directory holding etcd and kube-apiserver.
 func Assets() string {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
 		return d
 	}
-	cache := os.Getenv("MESHGUARD_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "meshguard")
-	}
-	return filepath.Join(cache, "kube-"+Version, "bin")
+	return filepath.Join(cacheDir(), "kube-"+Version, "bin")
 }
+
+// Helm is the path of the Helm CLI (make helm).
+func Helm(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(cacheDir(), "bin", "helm-"+HelmVersion)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("helm %s is not in %s: run make helm first: %v", HelmVersion, filepath.Dir(p), err)
+	}
+	return p
+}
+
+// ThirdPartyCRDs is the directory of other projects' CRDs tools/kube
+// fetches: Istio's (istio.yaml) and prometheus-operator's ServiceMonitor
+// and PrometheusRule.
+func ThirdPartyCRDs() string { return filepath.Join(cacheDir(), "kube-"+Version, "crds") }
 
 // repoRoot is the repository's root, from this file's place in it.
 func repoRoot() string {
@@ -69,8 +90,9 @@ type Cluster struct {
 	env    *envtest.Environment
 }
 
-// Start runs an API server with the CRDs installed until the test ends.
-func Start(t testing.TB) *Cluster {
+// Start runs an API server with meshguard's CRDs, and those of the given
+// files or directories, installed until the test ends.
+func Start(t testing.TB, moreCRDs ...string) *Cluster {
 	t.Helper()
 	dir := Assets()
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
@@ -80,7 +102,7 @@ func Start(t testing.TB) *Cluster {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    dir,
-		CRDDirectoryPaths:        []string{CRDs()},
+		CRDDirectoryPaths:        append([]string{CRDs()}, moreCRDs...),
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   Scheme(),
 		ControlPlaneStartTimeout: 90 * time.Second,

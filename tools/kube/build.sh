@@ -15,6 +15,21 @@ STAGING=v0.37.2
 CACHE="${MESHGUARD_CACHE:-$HOME/.cache/meshguard}"
 OUT="$CACHE/kube-$VERSION/bin"
 
+# CRDs of other projects the tests apply meshguard's manifests beside (the
+# Istio integration, the chart's ServiceMonitor and PrometheusRule), from
+# their Go modules: the module proxy is reachable where the internet is not.
+CRDS="$CACHE/kube-$VERSION/crds"
+if [ ! -f "$CRDS/istio.yaml" ] || [ ! -f "$CRDS/monitoring.coreos.com_servicemonitors.yaml" ]; then
+  mkdir -p "$CRDS"
+  dir_of() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
+  istio="$(dir_of istio.io/api@v1.32.0)"
+  cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$CRDS/istio.yaml"
+  promop="$(dir_of github.com/prometheus-operator/prometheus-operator@v0.86.1)"
+  cp "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+     "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$CRDS/"
+  chmod 644 "$CRDS"/*.yaml
+fi
+
 etcd_bin="$(command -v etcd || true)"
 if [ -z "$etcd_bin" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
