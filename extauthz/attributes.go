@@ -29,6 +29,9 @@ type Attributes struct {
 	// SourcePrincipal is the downstream peer certificate's identity as Envoy
 	// reports it (first URI SAN, else DNS SAN, else subject); "" without mTLS.
 	SourcePrincipal string
+	// DestinationPrincipal is the identity of the local certificate the
+	// request arrived on (the destination workload's SPIFFE ID with mTLS).
+	DestinationPrincipal string
 	// Extensions are the route's context extensions (meshguard.*).
 	Extensions map[string]string
 }
@@ -42,11 +45,12 @@ func FromCheckRequest(req *authv3.CheckRequest) (Attributes, error) {
 		return Attributes{}, errors.New("check request has no HTTP attributes")
 	}
 	a := Attributes{
-		Method:          strings.ToUpper(h.GetMethod()),
-		Host:            h.GetHost(),
-		Scheme:          h.GetScheme(),
-		SourcePrincipal: ac.GetSource().GetPrincipal(),
-		Extensions:      ac.GetContextExtensions(),
+		Method:               strings.ToUpper(h.GetMethod()),
+		Host:                 h.GetHost(),
+		Scheme:               h.GetScheme(),
+		SourcePrincipal:      ac.GetSource().GetPrincipal(),
+		DestinationPrincipal: ac.GetDestination().GetPrincipal(),
+		Extensions:           ac.GetContextExtensions(),
 	}
 	// Envoy sends the query inside path and leaves query empty.
 	a.Path, a.Query, _ = strings.Cut(h.GetPath(), "?")

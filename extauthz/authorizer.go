@@ -107,6 +107,8 @@ type Authorizer struct {
 	dlog     *decisionlog.Logger
 	log      *slog.Logger
 	rollouts *rolloutTable
+	// destinations give route settings to requests without extensions.
+	destinations destinationTable
 	// revocations is the revocation list (nil without Redis); revocation
 	// holds, for each provider that checks it, its fallback and counters.
 	revocations *revocation.List
@@ -130,6 +132,7 @@ func NewAuthorizer(cfg *Config, store *policy.Store, verifier *jwt.Verifier, m *
 		rolloutMetric = m.Rollout
 	}
 	a.rollouts = newRolloutTable(rolloutMetric)
+	a.destinations = newDestinationTable(cfg.Destinations)
 	a.revocation = map[string]*revocationCheck{}
 	for _, p := range cfg.JWT.Providers {
 		if p.Revocation != nil {
@@ -153,7 +156,7 @@ func (a *Authorizer) Ready() bool {
 // → evaluation → outcome. Every error denies.
 func (a *Authorizer) Decide(ctx context.Context, attrs Attributes) Decision {
 	d := Decision{ID: newDecisionID(), Mode: ModeEnforce, Principal: AnonymousUID}
-	route, err := RouteFromExtensions(attrs.Extensions)
+	route, err := RouteFromExtensions(a.destinations.routeExtensions(&attrs))
 	if err != nil {
 		return d.deny(403, ReasonBadRoute, err.Error())
 	}

@@ -59,6 +59,11 @@ type Config struct {
 	// endpoints (POST /v1/revocations) require. Without it they are
 	// served only when the admin listener is on loopback.
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// Destinations give route settings by the destination workload's
+	// SPIFFE ID to requests that carry no meshguard.* context extensions:
+	// from proxies meshguard's control plane does not configure, such as
+	// Istio's with CUSTOM authorization (docs/istio.md).
+	Destinations []Destination `yaml:"destinations"`
 }
 
 // RevocationConfig configures the revocation list.
@@ -330,6 +335,9 @@ func (c *Config) Validate() error {
 		if err := validHeaderName(h); err != nil {
 			add("response.claim_headers."+claim, err)
 		}
+	}
+	if err := validateDestinations(c.Destinations); err != nil {
+		add("destinations", err)
 	}
 	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > 1<<20 {
 		add("decision_log.buffer", errors.New("must be between 1 and 1048576"))

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -149,6 +150,7 @@ type creq struct {
 	method, path string
 	token        string
 	peer         string // source.principal (mTLS peer SAN)
+	dest         string // destination.principal (default: orders' SPIFFE ID)
 	headers      map[string]string
 	ext          map[string]string
 	rawHeaders   bool // encode_raw_headers: headers in header_map
@@ -178,7 +180,7 @@ func (c creq) proto() *authv3.CheckRequest {
 			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 				Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 41000}}}},
 		},
-		Destination:       &authv3.AttributeContext_Peer{Principal: "spiffe://meshguard.local/ns/demo/sa/orders"},
+		Destination:       &authv3.AttributeContext_Peer{Principal: cmp.Or(c.dest, "spiffe://meshguard.local/ns/demo/sa/orders")},
 		Request:           &authv3.AttributeContext_Request{Http: http},
 		ContextExtensions: c.ext,
 	}}
