@@ -4,12 +4,8 @@
 package charts
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,10 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/api/v1alpha1"
 	"github.com/meshguard/meshguard/controlplane/kube"
@@ -28,8 +21,6 @@ import (
 	"github.com/meshguard/meshguard/internal/kubetest"
 	"github.com/meshguard/meshguard/ratelimit"
 )
-
-const chart = "meshguard"
 
 // full turns on every optional part.
 var full = []string{
@@ -39,56 +30,9 @@ var full = []string{
 	"--set", "authz.adminTokenSecret=authz-admin",
 }
 
-func helm(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(kubetest.Helm(t), args...)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), errors.New(stderr.String())
-	}
-	return out.String(), nil
-}
-
-// render returns the chart's objects for the values args set.
-func render(t *testing.T, args ...string) []*unstructured.Unstructured {
-	t.Helper()
-	out, err := helm(t, append([]string{"template", "mg", chart, "--namespace", "meshguard"}, args...)...)
-	if err != nil {
-		t.Fatalf("helm template: %v", err)
-	}
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatal(err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, &u)
-		}
-	}
-	return objs
-}
-
-func into[T any](t *testing.T, u *unstructured.Unstructured) *T {
-	t.Helper()
-	var v T
-	b, _ := u.MarshalJSON()
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return &v
-}
-
 func TestTheChartLints(t *testing.T) {
 	for _, args := range [][]string{nil, full} {
-		if out, err := helm(t, append([]string{"lint", "--strict", chart}, args...)...); err != nil {
+		if out, err := kubetest.RunHelm(t, append([]string{"lint", "--strict", kubetest.Chart()}, args...)...); err != nil {
 			t.Fatalf("helm lint %v: %v\n%s", args, err, out)
 		}
 	}
@@ -107,7 +51,7 @@ func TestTheValuesSchemaRefusesBadValues(t *testing.T) {
 		{"controlPlane.leaseDuration=soon", "leaseDuration"},
 		{"rateLimit.enabled=true", "rateLimit.enabled needs redis.address"},
 	} {
-		_, err := helm(t, "template", "mg", chart, "--set", tc.set)
+		_, err := kubetest.RunHelm(t, "template", "mg", kubetest.Chart(), "--set", tc.set)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("--set %s: %v, want a refusal naming %q", tc.set, err, tc.want)
 		}
@@ -119,12 +63,12 @@ func TestTheValuesSchemaRefusesBadValues(t *testing.T) {
 func TestEveryPodIsHardened(t *testing.T) {
 	for _, args := range [][]string{nil, full} {
 		deployments := 0
-		for _, u := range render(t, args...) {
+		for _, u := range kubetest.Render(t, args...) {
 			if u.GetKind() != "Deployment" {
 				continue
 			}
 			deployments++
-			d := into[appsv1.Deployment](t, u)
+			d := kubetest.Into[appsv1.Deployment](t, u)
 			pod := d.Spec.Template.Spec
 			if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot ||
 				psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
@@ -166,10 +110,10 @@ func TestEveryPodIsHardened(t *testing.T) {
 // rate-limit service's limits, and the Mesh.
 func TestTheRenderedConfigurationsLoad(t *testing.T) {
 	dir := t.TempDir()
-	for _, u := range render(t, full...) {
+	for _, u := range kubetest.Render(t, full...) {
 		switch {
 		case u.GetKind() == "ConfigMap" && strings.HasSuffix(u.GetName(), "-authz"):
-			cm := into[corev1.ConfigMap](t, u)
+			cm := kubetest.Into[corev1.ConfigMap](t, u)
 			path := filepath.Join(dir, "authz.yaml")
 			if err := os.WriteFile(path, []byte(cm.Data["authz.yaml"]), 0o644); err != nil {
 				t.Fatal(err)
@@ -182,12 +126,12 @@ func TestTheRenderedConfigurationsLoad(t *testing.T) {
 				t.Fatalf("the chart's redis and admin token did not reach the authorizer: %+v", cfg)
 			}
 		case u.GetKind() == "ConfigMap" && strings.HasSuffix(u.GetName(), "-ratelimit"):
-			cm := into[corev1.ConfigMap](t, u)
+			cm := kubetest.Into[corev1.ConfigMap](t, u)
 			if _, err := ratelimit.ParseFile("limits.yaml", []byte(cm.Data["limits.yaml"])); err != nil {
 				t.Fatalf("the rate-limit service refuses the chart's limits: %v", err)
 			}
 		case u.GetKind() == "Mesh":
-			m := into[v1alpha1.Mesh](t, u)
+			m := kubetest.Into[v1alpha1.Mesh](t, u)
 			as := kube.NewAssembler(m.Name).Assemble(&kube.Objects{Mesh: m})
 			if as.Mesh == nil {
 				t.Fatalf("the chart's Mesh does not validate: %v", as.Err)
@@ -208,7 +152,7 @@ func TestTheChartAppliesToARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{nil, full} {
-		for _, u := range render(t, args...) {
+		for _, u := range kubetest.Render(t, args...) {
 			err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.DryRunAll, client.FieldOwner("helm"), client.ForceOwnership)
 			if err != nil {
 				t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
@@ -216,7 +160,7 @@ func TestTheChartAppliesToARealAPIServer(t *testing.T) {
 			if u.GetKind() != "Deployment" {
 				continue
 			}
-			d := into[appsv1.Deployment](t, u)
+			d := kubetest.Into[appsv1.Deployment](t, u)
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: d.Name + "-test", Labels: d.Spec.Template.Labels},
 				Spec: d.Spec.Template.Spec}
 			if err := c.Create(ctx, pod, client.DryRunAll); err != nil {
@@ -226,9 +170,9 @@ func TestTheChartAppliesToARealAPIServer(t *testing.T) {
 	}
 	// The check bites: the SPIRE socket from the node (hostPath) is not
 	// allowed there.
-	for _, u := range render(t, "--set", "spire.socketVolume=hostPath") {
+	for _, u := range kubetest.Render(t, "--set", "spire.socketVolume=hostPath") {
 		if u.GetKind() == "Deployment" && strings.HasSuffix(u.GetName(), "-controlplane") {
-			d := into[appsv1.Deployment](t, u)
+			d := kubetest.Into[appsv1.Deployment](t, u)
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "hostpath-test"}, Spec: d.Spec.Template.Spec}
 			if err := c.Create(ctx, pod, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "restricted") {
 				t.Errorf("a hostPath pod in a restricted namespace: %v, want it refused", err)

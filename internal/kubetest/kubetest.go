@@ -55,8 +55,8 @@ func Helm(t testing.TB) string {
 }
 
 // ThirdPartyCRDs is the directory of other projects' CRDs tools/kube
-// fetches: Istio's (istio.yaml) and prometheus-operator's ServiceMonitor
-// and PrometheusRule.
+// fetches: Istio's (istio.yaml), SPIRE's ClusterSPIFFEID and
+// prometheus-operator's ServiceMonitor and PrometheusRule.
 func ThirdPartyCRDs() string { return filepath.Join(cacheDir(), "kube-"+Version, "crds") }
 
 // repoRoot is the repository's root, from this file's place in it.

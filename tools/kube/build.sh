@@ -16,10 +16,12 @@ CACHE="${MESHGUARD_CACHE:-$HOME/.cache/meshguard}"
 OUT="$CACHE/kube-$VERSION/bin"
 
 # CRDs of other projects the tests apply meshguard's manifests beside (the
-# Istio integration, the chart's ServiceMonitor and PrometheusRule), from
+# Istio integration with SPIRE's ClusterSPIFFEID, the chart's ServiceMonitor
+# and PrometheusRule), from
 # their Go modules: the module proxy is reachable where the internet is not.
 CRDS="$CACHE/kube-$VERSION/crds"
-if [ ! -f "$CRDS/istio.yaml" ] || [ ! -f "$CRDS/monitoring.coreos.com_servicemonitors.yaml" ]; then
+if [ ! -f "$CRDS/istio.yaml" ] || [ ! -f "$CRDS/monitoring.coreos.com_servicemonitors.yaml" ] ||
+   [ ! -f "$CRDS/spire.spiffe.io_clusterspiffeids.yaml" ]; then
   mkdir -p "$CRDS"
   dir_of() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
   istio="$(dir_of istio.io/api@v1.32.0)"
@@ -27,6 +29,8 @@ if [ ! -f "$CRDS/istio.yaml" ] || [ ! -f "$CRDS/monitoring.coreos.com_servicemon
   promop="$(dir_of github.com/prometheus-operator/prometheus-operator@v0.86.1)"
   cp "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
      "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$CRDS/"
+  scm="$(dir_of github.com/spiffe/spire-controller-manager@v0.6.3)"
+  cp "$scm/config/crd/bases/spire.spiffe.io_clusterspiffeids.yaml" "$CRDS/"
   chmod 644 "$CRDS"/*.yaml
 fi
 
