@@ -53,6 +53,8 @@ func (s *Server) rolloutAPI(mux *http.ServeMux) {
 		switch {
 		case errors.Is(err, rollout.ErrNoRollout):
 			writeError(w, http.StatusNotFound, err)
+		case errors.Is(err, rollout.ErrNotLeader):
+			writeError(w, http.StatusServiceUnavailable, err)
 		case errors.Is(err, rollout.ErrConflict):
 			writeError(w, http.StatusConflict, err)
 		case err != nil:

@@ -63,6 +63,10 @@ type Config struct {
 	// RolloutDir holds the rollout controller's state and audit trail
 	// (default: .meshguard/rollouts beside the mesh file).
 	RolloutDir string
+	// RolloutState, when set, keeps the rollout state instead of
+	// RolloutDir/state.json, shared by the replicas (on Kubernetes, a
+	// ConfigMap the leader writes and the others follow).
+	RolloutState rollout.StateStore
 	// RolloutInterval is how often rollout gates are judged (default 10s).
 	RolloutInterval time.Duration
 	// AuthzAdmin are the admin addresses of the authorizers whose rollout
@@ -126,7 +130,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.Builder.secrets.loadCA = cfg.LoadCA
 	}
 	s.secretsAllowedF = loopbackOnly
-	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, Authorizers: cfg.AuthzAdmin, Discover: cfg.AuthzDiscover,
+	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, State: cfg.RolloutState, Authorizers: cfg.AuthzAdmin, Discover: cfg.AuthzDiscover,
 		Interval: cfg.RolloutInterval, Log: log, Active: cfg.IsLeader})
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
+	"github.com/meshguard/meshguard/internal/poll"
 	"github.com/meshguard/meshguard/internal/xds"
 )
 
@@ -99,13 +100,7 @@ func startCP(t *testing.T) (*Server, string, *grpc.ClientConn) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, what, cond)
 }
 
 func state(s *Server, node, typ string) xds.TypeStatus {

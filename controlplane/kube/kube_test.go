@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +25,9 @@ import (
 	"github.com/meshguard/meshguard/api/v1alpha1"
 	"github.com/meshguard/meshguard/controlplane"
 	"github.com/meshguard/meshguard/controlplane/model"
+	"github.com/meshguard/meshguard/controlplane/rollout"
 	"github.com/meshguard/meshguard/internal/kubetest"
+	"github.com/meshguard/meshguard/internal/poll"
 	"github.com/meshguard/meshguard/internal/xds"
 	"github.com/meshguard/meshguard/internal/xdstest"
 )
@@ -108,13 +111,7 @@ func (c *cluster) condition(obj client.Object, typ string) *metav1.Condition {
 
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, within, what, cond)
 }
 
 // replica starts a control plane replica against the cluster.
@@ -148,7 +145,7 @@ func startReplica(t *testing.T, c *cluster, name, listen string, peers *peerList
 		KeepLeaseOnStop: true,
 		Peers:           peers.get,
 		ControlPlane: controlplane.Config{Listen: listen, AdminListen: "127.0.0.1:0",
-			CADir: filepath.Join(dir, "ca"), RolloutDir: filepath.Join(dir, "rollouts")},
+			CADir: filepath.Join(dir, "ca"), RolloutDir: filepath.Join(dir, "rollouts"), RolloutInterval: 200 * time.Millisecond},
 	}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +188,7 @@ func TestTheClusterIsTheMesh(t *testing.T) {
 		Authz:       v1alpha1.Authz{Address: "127.0.0.1:9191"},
 		XDS:         v1alpha1.XDS{Address: addrB},
 	}})
-	for _, set := range []string{"orders", "frontend", "web"} {
+	for _, set := range []string{"orders", "frontend", "web", "web-v2"} {
 		c.create(&v1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: meshNS, Name: set},
 			Spec: v1alpha1.PolicySetSpec{Policies: map[string]string{"allow.cedar": `permit (principal, action, resource);`}}})
 	}
@@ -201,7 +198,8 @@ func TestTheClusterIsTheMesh(t *testing.T) {
 	c.meshService("orders", v1alpha1.MeshServiceSpec{Proxyless: true})
 	c.meshService("frontend", v1alpha1.MeshServiceSpec{Proxyless: true, Calls: []string{"orders"}})
 	c.meshService("web", v1alpha1.MeshServiceSpec{Calls: []string{"orders"},
-		Routes: []v1alpha1.Route{{ID: "web/all", Match: v1alpha1.RouteMatch{Prefix: ptr("/")}}}})
+		Routes: []v1alpha1.Route{{ID: "web/all", Match: v1alpha1.RouteMatch{Prefix: ptr("/")},
+			Rollout: &v1alpha1.Rollout{Candidate: "web-v2", Stage: "shadow"}}}})
 
 	// Two replicas; each counts the other's proxies in its statuses.
 	var peersA, peersB peerList
@@ -240,6 +238,24 @@ func TestTheClusterIsTheMesh(t *testing.T) {
 		t.Fatalf("web's clusters = %v, want outbound|orders", clusters)
 	}
 	web.Ack()
+
+	// Both replicas serve the leader's rollout, under one revision, from
+	// the state ConfigMap; the follower refuses commands.
+	var rev string
+	eventually(t, 10*time.Second, "B serves A's rollout revision", func() bool {
+		ra, errA := a.Server.Rollouts.Get("web/all")
+		rb, errB := b.Server.Rollouts.Get("web/all")
+		rev = ra.Revision
+		return errA == nil && errB == nil && ra.Revision != "" && ra.Revision == rb.Revision
+	})
+	var state corev1.ConfigMap
+	if err := c.Client.Get(context.Background(), client.ObjectKey{Namespace: meshNS, Name: RolloutStateConfigMap}, &state); err != nil ||
+		!strings.Contains(state.Data["state.json"], rev) {
+		t.Fatalf("the rollout state ConfigMap (%v): %v", err, state.Data)
+	}
+	if _, err := b.Server.Rollouts.Command("promote", "web/all", "test", ""); !errors.Is(err, rollout.ErrNotLeader) {
+		t.Fatalf("promote on the follower: %v, want ErrNotLeader", err)
+	}
 
 	// Statuses, written by the leader from both replicas' proxies.
 	orders := &v1alpha1.MeshService{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "orders"}}
@@ -296,6 +312,15 @@ func TestTheClusterIsTheMesh(t *testing.T) {
 	}
 	if err := xdstest.Call(frontend); err != nil {
 		t.Fatalf("calls failed after the leader's death: %v", err)
+	}
+	// The new leader owns the rollout it followed: it moves it, and saves.
+	promoted, err := b.Server.Rollouts.Command("promote", "web/all", "test", "")
+	if err != nil || promoted.Revision == rev || promoted.Step().Stage != "enforce" {
+		t.Fatalf("promote on the new leader: %+v %v", promoted, err)
+	}
+	if err := c.Client.Get(context.Background(), client.ObjectKey{Namespace: meshNS, Name: RolloutStateConfigMap}, &state); err != nil ||
+		!strings.Contains(state.Data["state.json"], promoted.Revision) {
+		t.Fatalf("the new leader's state was not saved (%v): %v", err, state.Data)
 	}
 	var m model.Mesh = *b.Server.Builder.Mesh()
 	if len(m.Spec.Services) != 3 {

@@ -162,6 +162,7 @@ func Start(ctx context.Context, opts Options, log *slog.Logger) (*Replica, error
 	cp := opts.ControlPlane
 	cp.Source, cp.WaitForMesh, cp.IsLeader = src, true, r.IsLeader
 	cp.LoadCA = SecretCA(mgr.GetAPIReader(), mgr.GetClient(), opts.Namespace)
+	cp.RolloutState = ConfigMapState{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: opts.Namespace}
 	if opts.AuthzService != "" {
 		find := ServicePeers(opts.Namespace, opts.AuthzService, "admin", "")
 		cp.AuthzDiscover = func(ctx context.Context) []string { return find(ctx, mgr.GetCache()) }
@@ -169,6 +170,10 @@ func Start(ctx context.Context, opts Options, log *slog.Logger) (*Replica, error
 	if r.Server, err = controlplane.New(cp, log); err != nil {
 		cancel()
 		return nil, err
+	}
+	if err := followRolloutState(ctx, mgr.GetCache(), opts.Namespace, r.Server.Rollouts, log); err != nil {
+		cancel()
+		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	if err := r.Server.Start(ctx); err != nil {
 		cancel()

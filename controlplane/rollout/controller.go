@@ -22,13 +22,22 @@ import (
 var (
 	ErrNoRollout = errors.New("no rollout on this route")
 	ErrConflict  = errors.New("not possible in the rollout's phase")
+	// ErrNotLeader refuses a command on a replica that does not own the
+	// state: of several replicas, only the elected leader moves rollouts.
+	ErrNotLeader = errors.New("this control plane replica is not the leader: send rollout commands to the leader (the holder of the meshguard-controlplane Lease)")
 )
 
 // Config configures a Controller.
 type Config struct {
-	// Dir holds state.json (the rollouts, reloaded at start) and
-	// audit.jsonl (every transition, appended).
+	// Dir holds state.json (the rollouts, reloaded at start; unless
+	// State keeps them elsewhere) and audit.jsonl (every transition the
+	// controller makes, appended).
 	Dir string
+	// State, when set, keeps the state instead of Dir/state.json: where
+	// every replica of one control plane reads it (on Kubernetes, a
+	// ConfigMap). The replica that is not Active never writes it; it
+	// follows the state the active one saves (Replace).
+	State StateStore
 	// Authorizers are the admin addresses (host:port, or http(s):// URLs)
 	// of every authorizer replica whose counts the gates judge.
 	Authorizers []string
@@ -43,9 +52,10 @@ type Config struct {
 	Log    *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Active, when set, says whether this replica judges the gates now (of
-	// several replicas of one control plane, the elected leader); the
-	// others only serve what their state says.
+	// Active, when set, says whether this replica owns the rollouts now
+	// (of several replicas of one control plane, the elected leader): it
+	// judges the gates, takes commands, and saves and audits the moves.
+	// The others serve what the state says.
 	Active func() bool
 }
 
@@ -62,6 +72,8 @@ type Controller struct {
 	rollouts map[string]*Rollout // by route id
 	seen     map[seenKey]seenCounts
 	onChange func()
+	last     *model.Mesh // the mesh of the last Sync
+	owned    bool        // owner() at the last Run tick
 }
 
 // New loads the controller's state from cfg.Dir (created if missing). A
@@ -80,11 +92,12 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	st, err := openStore(cfg.Dir)
+	st, err := openStore(cfg.Dir, cfg.State)
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, store: st, log: cfg.Log, rollouts: map[string]*Rollout{}, seen: map[seenKey]seenCounts{}}
+	c := &Controller{cfg: cfg, store: st, log: cfg.Log, rollouts: map[string]*Rollout{}, seen: map[seenKey]seenCounts{},
+		owned: cfg.Active == nil}
 	saved, err := st.load()
 	if err != nil {
 		st.close()
@@ -107,6 +120,45 @@ func (c *Controller) OnChange(f func()) {
 	c.mu.Unlock()
 }
 
+// owner reports whether this replica owns the state (Config.Active).
+func (c *Controller) owner() bool { return c.cfg.Active == nil || c.cfg.Active() }
+
+// Replace takes the state another replica saved (the leader's, as its
+// StateStore delivers it): a replica that does not own the rollouts serves
+// them where the owner moved them, with the owner's revisions, so the
+// authorizers count every proxy's requests under one revision. The owner
+// ignores it. OnChange is called when a step in force changed.
+func (c *Controller) Replace(data []byte) error {
+	st, err := parseState(data, c.store.state.String())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.owner() {
+		c.mu.Unlock()
+		return nil
+	}
+	changed := len(st.Rollouts) != len(c.rollouts)
+	next := make(map[string]*Rollout, len(st.Rollouts))
+	for _, r := range st.Rollouts {
+		next[r.Route] = r
+		if old := c.rollouts[r.Route]; old == nil || old.Revision != r.Revision {
+			changed = true
+		}
+	}
+	c.rollouts = next
+	c.seen = map[seenKey]seenCounts{}
+	for _, s := range st.Seen {
+		c.seen[s.Key] = s.Counts
+	}
+	f := c.onChange
+	c.mu.Unlock()
+	if changed && f != nil {
+		f()
+	}
+	return nil
+}
+
 // Close releases the audit file.
 func (c *Controller) Close() { c.store.close() }
 
@@ -115,9 +167,17 @@ func (c *Controller) Close() { c.store.close() }
 // percent or steps changed moves there (the file wins over commands), a
 // rollout removed from the file is forgotten. Gates are always taken from
 // the file. It does not call OnChange: the caller is applying m.
+//
+// On a replica that does not own the rollouts Sync only remembers m: the
+// owner's state (Replace) is what it serves, and it syncs m itself when it
+// becomes the owner.
 func (c *Controller) Sync(m *model.Mesh) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.last = m
+	if !c.owner() {
+		return
+	}
 	now := c.cfg.Now()
 	declared := map[string]bool{}
 	changed := false
@@ -207,12 +267,18 @@ func (c *Controller) transition(r *Rollout, now time.Time, by, reason string, mo
 }
 
 func (c *Controller) audit(t Transition) {
+	if !c.owner() {
+		return // the owner records the same move
+	}
 	if err := c.store.appendAudit(t); err != nil {
 		c.log.Error("rollout audit entry not written", "route", t.Route, "err", err)
 	}
 }
 
 func (c *Controller) save() {
+	if !c.owner() {
+		return
+	}
 	if err := c.store.save(c.snapshot()); err != nil {
 		c.log.Error("rollout state not saved; a restart would lose the latest moves", "err", err)
 	}
@@ -241,12 +307,35 @@ func (c *Controller) Overlay(m *model.Mesh) *model.Mesh {
 		svc := &out.Spec.Services[i]
 		svc.Routes = slices.Clone(svc.Routes)
 		for j := range svc.Routes {
-			if r := c.rollouts[svc.Routes[j].ID]; r != nil && svc.Routes[j].Rollout != nil {
-				svc.Routes[j].Step = r.ModelStep()
+			// A state of another declaration (the owner's, not yet synced
+			// with this mesh) is not applied: the route serves its
+			// declared stage until the owner catches up.
+			if rt := &svc.Routes[j]; rt.Rollout != nil {
+				if r := c.rollouts[rt.ID]; r != nil && r.Current == rt.Policy && r.Candidate == rt.Rollout.Candidate && r.Declared == declaration(rt.Rollout) {
+					rt.Step = r.ModelStep()
+				}
 			}
 		}
 	}
 	return &out
+}
+
+// takeOver makes a replica that just became the owner continue from the
+// state it followed: synced with its latest mesh, saved (so the other
+// replicas follow it), and applied.
+func (c *Controller) takeOver() {
+	c.mu.Lock()
+	if c.last != nil {
+		c.mu.Unlock()
+		c.Sync(c.last) // saves what it changes
+		c.mu.Lock()
+	}
+	c.save()
+	f := c.onChange
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // Status returns a copy of every rollout, sorted by route.
@@ -275,9 +364,15 @@ func (c *Controller) Get(route string) (Rollout, error) {
 // Run judges the rollouts every interval until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	periodic.Every(ctx, c.cfg.Interval, func(ctx context.Context) {
-		if c.cfg.Active == nil || c.cfg.Active() {
-			c.Tick(ctx)
+		if !c.owner() {
+			c.owned = false
+			return
 		}
+		if !c.owned {
+			c.owned = true
+			c.takeOver()
+		}
+		c.Tick(ctx)
 	})
 }
 
@@ -358,6 +453,9 @@ func (c *Controller) act(r *Rollout, v Verdict, now time.Time) bool {
 // "rollback", "pause" or "resume" (a rolled-back rollout restarts at its
 // first step). actor names who asked, for the audit.
 func (c *Controller) Command(verb, route, actor, reason string) (Rollout, error) {
+	if !c.owner() {
+		return Rollout{}, ErrNotLeader
+	}
 	c.mu.Lock()
 	r := c.rollouts[route]
 	if r == nil {

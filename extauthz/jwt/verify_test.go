@@ -11,6 +11,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/meshguard/meshguard/internal/poll"
 )
 
 func newFileVerifier(t *testing.T, now *clock, cfg func(*ProviderConfig)) *Verifier {
@@ -285,13 +287,7 @@ func TestRefusalCacheFollowsKeyChanges(t *testing.T) {
 
 func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the condition", cond)
 }
 
 // Lookup answers from the caches only: a verified token, a refused one,

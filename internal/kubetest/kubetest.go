@@ -147,3 +147,11 @@ func HostIP(t testing.TB) string {
 	t.Fatal("no non-loopback IPv4 address on this machine: the tests need one for EndpointSlices")
 	return ""
 }
+
+// As is the cluster's configuration acting as a service account
+// (impersonated): what a pod running as it may do, as RBAC allows.
+func (c *Cluster) As(namespace, serviceAccount string) *rest.Config {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + serviceAccount}
+	return cfg
+}
