@@ -9,12 +9,17 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
+.PHONY: image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/meshguard
+
+## image: the container image the Helm chart runs (needs docker; not part of make test)
+IMAGE ?= ghcr.io/meshguard/meshguard:$(VERSION)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ## wasm: the proxy-wasm filters, built with stock Go into dist/*.wasm
 WASM_FILTERS := headers ratelimit validate
