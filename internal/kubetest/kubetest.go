@@ -155,3 +155,22 @@ func (c *Cluster) As(namespace, serviceAccount string) *rest.Config {
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + serviceAccount}
 	return cfg
 }
+
+// Kubeconfig writes a kubeconfig file for a cluster administrator, for
+// commands under test that take --kubeconfig.
+func (c *Cluster) Kubeconfig(t testing.TB) string {
+	t.Helper()
+	u, err := c.env.ControlPlane.AddUser(envtest.User{Name: "meshguard-test-admin", Groups: []string{"system:masters"}}, c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
