@@ -18,11 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/controlplane/model"
@@ -59,6 +57,14 @@ type Config struct {
 	// TLS serves ADS over mTLS. Then a node's secrets are served only to a
 	// stream whose peer SPIFFE ID is that node's workload identity.
 	TLS *identity.TLSConfig
+	// Socket is a Unix socket to serve ADS on as well (default: the mesh's
+	// spec.xds.socket): there a node's secrets go only to a peer running
+	// as the node's workload uid (SO_PEERCRED).
+	Socket string
+	// InsecureLoopbackSecrets serves a node's secrets to any plaintext
+	// loopback peer that claims the node: any local process can read any
+	// workload's key. For the single-host quickstart only.
+	InsecureLoopbackSecrets bool
 
 	// RolloutDir holds the rollout controller's state and audit trail
 	// (default: .meshguard/rollouts beside the mesh file).
@@ -90,13 +96,15 @@ type Server struct {
 	Builder  *Builder
 	Rollouts *rollout.Controller
 
-	grpc            *grpc.Server
+	grpc, sockGRPC  *grpc.Server
 	admin           *http.Server
 	lis, adminLis   net.Listener
+	sockLis         net.Listener
 	cancel          context.CancelFunc
 	wg              sync.WaitGroup
 	lastErr         error
 	lastErrMu       sync.Mutex
+	// secretsAllowedF is secretsAllowed, replaceable by tests.
 	secretsAllowedF func(context.Context, string) bool
 	closers         []func()
 
@@ -126,10 +134,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache, src: src,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
+	s.secretsAllowedF = s.secretsAllowed
 	if cfg.LoadCA != nil {
 		s.Builder.secrets.loadCA = cfg.LoadCA
 	}
-	s.secretsAllowedF = loopbackOnly
 	ctl, err := rollout.New(rollout.Config{Dir: cfg.RolloutDir, State: cfg.RolloutState, Authorizers: cfg.AuthzAdmin, Discover: cfg.AuthzDiscover,
 		Interval: cfg.RolloutInterval, Log: log, Active: cfg.IsLeader})
 	if err != nil {
@@ -149,9 +157,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.lastErr = err
 	}
 	ctl.OnChange(s.reapply)
-	if cfg.TLS != nil {
-		s.secretsAllowedF = s.peerIsNode
-	}
 	if s.cfg.Listen == "" {
 		m := s.Builder.Mesh()
 		if m == nil {
@@ -160,47 +165,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		s.cfg.Listen = m.Spec.XDS.Address
 	}
+	if s.cfg.Socket == "" {
+		if m := s.Builder.Mesh(); m != nil {
+			s.cfg.Socket = m.Spec.XDS.Socket
+		}
+	}
 	return s, nil
-}
-
-// loopbackOnly binds secrets to loopback peers: the embedded default, where
-// every proxy runs on this host. A stream from elsewhere must authenticate
-// with mTLS before it may receive a node's private key.
-func loopbackOnly(ctx context.Context, _ string) bool {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return false
-	}
-	switch a := p.Addr.(type) {
-	case *net.TCPAddr:
-		return a.IP.IsLoopback()
-	case *net.UnixAddr:
-		return true
-	}
-	return false
-}
-
-// peerIsNode binds secrets to identity over mTLS: the peer certificate's
-// SPIFFE ID must be the SPIFFE ID the mesh gives the node's workload.
-func (s *Server) peerIsNode(ctx context.Context, node string) bool {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return false
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.PeerCertificates) == 0 {
-		return false
-	}
-	id, err := x509svid.IDFromCert(info.State.PeerCertificates[0])
-	if err != nil {
-		return false
-	}
-	m := s.Builder.Mesh()
-	if m == nil {
-		return false
-	}
-	svc, _, ok := m.Workload(node)
-	return ok && m.SPIFFEID(svc) == id.String()
 }
 
 // Start listens and serves.
@@ -238,6 +208,17 @@ func (s *Server) Start(ctx context.Context) error {
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
 	reflection.Register(s.grpc)
 	s.goServe(func() error { return s.grpc.Serve(s.lis) })
+	if s.cfg.Socket != "" {
+		if err := s.serveSocket(srv); err != nil {
+			s.cancel()
+			s.grpc.Stop()
+			if s.adminLis != nil {
+				s.adminLis.Close()
+			}
+			return err
+		}
+	}
+	s.warnAboutSecrets()
 	if s.adminLis != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.goServe(func() error { return s.admin.Serve(s.adminLis) })
@@ -398,13 +379,16 @@ func (s *Server) Stop(ctx context.Context) {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	if s.grpc != nil {
+	for _, g := range []*grpc.Server{s.grpc, s.sockGRPC} {
+		if g == nil {
+			continue
+		}
 		done := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(done) }()
+		go func() { g.GracefulStop(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
-			s.grpc.Stop()
+			g.Stop()
 		}
 	}
 	if s.admin != nil {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +25,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 
+	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/identity/devca"
+	"github.com/meshguard/meshguard/internal/peercred"
 	"github.com/meshguard/meshguard/internal/poll"
 	"github.com/meshguard/meshguard/internal/xds"
+	"github.com/meshguard/meshguard/internal/xdstest"
 )
 
 // testMesh copies the quickstart mesh and policies into a temp dir.
@@ -75,7 +82,10 @@ func edit(t *testing.T, path, old, new string) {
 func startCP(t *testing.T) (*Server, string, *grpc.ClientConn) {
 	t.Helper()
 	mesh := testMesh(t)
-	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca")},
+	// Secrets over plaintext loopback, as in the quickstart: these tests are
+	// about what is served (TestSecretsGoOnlyToAProvenWorkload: to whom).
+	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca"),
+		InsecureLoopbackSecrets: true},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -350,36 +360,114 @@ func TestBadMeshEditKeepsLastGood(t *testing.T) {
 	})
 }
 
-func TestSecretsRefusedOnUnboundStreams(t *testing.T) {
-	mesh := testMesh(t)
-	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca")},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As if the stream came from a peer that did not prove it is orders-0.
-	s.secretsAllowedF = func(context.Context, string) bool { return false }
-	ctx, cancel := context.WithCancel(context.Background())
+// fetchSecrets opens an ADS stream as node on conn and asks for its
+// secrets: the names it got, or the error that ended the stream.
+func fetchSecrets(t *testing.T, conn *grpc.ClientConn, node string) ([]string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop(context.Background())
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	sds := sotwclient.NewADSClient(ctx, &corev3.Node{Id: "orders-0", Cluster: "orders"}, xds.SecretType)
+	sds := sotwclient.NewADSClient(ctx, &corev3.Node{Id: node, Cluster: "orders"}, xds.SecretType)
 	if err := sds.InitConnect(conn); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := sds.Fetch(); err == nil {
-		t.Fatalf("secrets served on an unbound stream: %d resources", len(r.Resources))
+	r, err := sds.Fetch()
+	if err != nil {
+		return nil, err
 	}
-	if loopbackOnly(context.Background(), "x") {
-		t.Fatal("a context without a peer was trusted")
+	return xdstest.Names(t, r, &tlsv3.Secret{}), nil
+}
+
+// A node's key goes only to a stream that proved it is the node's
+// workload: on the Unix socket, a peer running as the workload's uid; over
+// plaintext loopback, nobody — unless the quickstart's insecure setting
+// says so.
+func TestSecretsGoOnlyToAProvenWorkload(t *testing.T) {
+	mesh := testMesh(t)
+	me := os.Getuid()
+	edit(t, mesh, "- name: orders-0\n", fmt.Sprintf("- name: orders-0\n          uid: %d\n", me))
+	edit(t, mesh, "- name: payments-0\n", fmt.Sprintf("- name: payments-0\n          uid: %d\n", me+1))
+	sock := filepath.Join(t.TempDir(), "xds.sock")
+	start := func(insecureLoopback bool) *Server {
+		s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", Socket: sock, CADir: filepath.Join(filepath.Dir(mesh), "ca"),
+			InsecureLoopbackSecrets: insecureLoopback}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(context.Background()) })
+		return s
 	}
+	dial := func(target string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+
+	s := start(false)
+	unix := dial("unix://" + s.SocketAddr())
+	if names, err := fetchSecrets(t, unix, "orders-0"); err != nil || !slices.Contains(names, "default") {
+		t.Fatalf("orders-0 over the socket as its uid: %v %v, want its SVID", names, err)
+	}
+	if _, err := fetchSecrets(t, unix, "payments-0"); err == nil {
+		t.Fatal("payments-0's key went to a peer running as another uid")
+	}
+	if _, err := fetchSecrets(t, unix, "frontend-0"); err == nil {
+		t.Fatal("frontend-0 (no uid in the mesh) got its key over the socket")
+	}
+	if _, err := fetchSecrets(t, dial(s.Addr()), "orders-0"); err == nil {
+		t.Fatal("a plaintext loopback stream got orders-0's key by naming it")
+	}
+	s.Stop(context.Background())
+
+	// The quickstart's setting: loopback peers are trusted.
+	s = start(true)
+	if names, err := fetchSecrets(t, dial(s.Addr()), "payments-0"); err != nil || !slices.Contains(names, "default") {
+		t.Fatalf("with InsecureLoopbackSecrets: %v %v, want payments-0's SVID", names, err)
+	}
+}
+
+// secretAccess is the rule itself, for peers a test cannot easily be.
+func TestSecretAccessRefusesWhatProvesNothing(t *testing.T) {
+	m, err := model.Parse([]byte(strings.Replace(mustRead(t, "testdata/sidecars/mesh.yaml"), "- name: orders-0\n", "- name: orders-0\n          uid: 1000\n", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.9"), Port: 5000}}
+	loop := &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000}}
+	for _, tc := range []struct {
+		name     string
+		p        *peer.Peer
+		node     string
+		insecure bool
+		want     bool
+	}{
+		{"no peer", nil, "orders-0", true, false},
+		{"a remote plaintext peer, even with the insecure setting", remote, "orders-0", true, false},
+		{"a loopback plaintext peer", loop, "orders-0", false, false},
+		{"a loopback plaintext peer with the insecure setting", loop, "orders-0", true, true},
+		{"a TLS peer without a certificate", &peer.Peer{AuthInfo: credentials.TLSInfo{}}, "orders-0", false, false},
+		{"the workload's uid", &peer.Peer{AuthInfo: peercred.AuthInfo{UID: 1000}}, "orders-0", false, true},
+		{"root is not the workload", &peer.Peer{AuthInfo: peercred.AuthInfo{UID: 0}}, "orders-0", false, false},
+		{"a node the mesh does not have", &peer.Peer{AuthInfo: peercred.AuthInfo{UID: 1000}}, "nobody-0", true, false},
+	} {
+		if got := secretAccess(tc.p, m, tc.node, tc.insecure); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestMTLSBindsSecretsToTheNodeIdentity(t *testing.T) {

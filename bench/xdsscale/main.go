@@ -55,7 +55,8 @@ func main() {
 	meshPath := filepath.Join(dir, "mesh.yaml")
 	must(os.WriteFile(meshPath, []byte(genMesh(xdsAddr, "250ms", 0)), 0o644))
 
-	cmd := exec.Command(*bin, "controlplane", "--mesh", meshPath, "--admin", freeAddr(), "--log-level", "warn",
+	// The simulated sidecars subscribe to their SVIDs over plaintext loopback.
+	cmd := exec.Command(*bin, "controlplane", "--mesh", meshPath, "--admin", freeAddr(), "--log-level", "warn", "--insecure-loopback-sds",
 		"--ca-dir", filepath.Join(dir, "ca"))
 	cmd.Stderr = os.Stderr
 	start := time.Now()

@@ -40,10 +40,17 @@ workload (node id = workload name) and served over one gRPC port: SotW and
 incremental ADS, with SDS secrets (SVIDs from the embedded dev CA) on the same
 stream. Types are versioned by content, so unchanged config is never re-pushed;
 a proxy that rejects (NACKs) a version keeps its last good config and is not
-sent that version again. With --tls-* or --workload-api, ADS is served over
-mTLS and a node's private key only to the peer whose SPIFFE ID is the node's
-(otherwise: only to loopback peers, the embedded default). Edits to the mesh file are applied on save; a bad edit
-keeps the last good mesh and is reported on the admin listener.
+sent that version again. Edits to the mesh file are applied on save; a bad
+edit keeps the last good mesh and is reported on the admin listener.
+
+A node's private key (its SVID, with the meshguard identity provider) goes
+only to a stream that proves it is the node's workload: over mTLS
+(--tls-* or --workload-api), the peer whose SPIFFE ID is the workload's; on
+the Unix socket (--socket or the mesh's spec.xds.socket), a peer the kernel
+says runs as the workload's uid. Other streams get configuration, never
+keys. --insecure-loopback-sds also serves keys to any plaintext loopback
+peer that names a node: for a single-user development host only (meshguard
+up uses it).
 
 Rollouts (route.rollout in the mesh file) are moved by the rollout controller:
 every --rollout-interval it reads each authorizer's rollout counts (--authz-admin,
@@ -109,6 +116,8 @@ listener is loopback), /metrics, /healthz, /readyz.`,
 	cmd.Flags().StringVar(&tlsConf.BundleFile, "tls-bundle", "", "trust bundle")
 	cmd.Flags().StringSliceVar(&tlsConf.TrustDomains, "allowed-trust-domain", nil, "with mTLS: trust domains whose workloads may connect")
 	cmd.Flags().StringSliceVar(&tlsConf.IDs, "allowed-id", nil, "with mTLS: SPIFFE IDs that may connect")
+	cmd.Flags().StringVar(&cfg.Socket, "socket", "", "also serve ADS on this Unix socket, keys only to peers running as the workload's uid (default: the mesh's spec.xds.socket)")
+	cmd.Flags().BoolVar(&cfg.InsecureLoopbackSecrets, "insecure-loopback-sds", false, "INSECURE: serve workload keys to any plaintext loopback peer naming a node (single-user development hosts)")
 	cmd.Flags().StringSliceVar(&cfg.AuthzAdmin, "authz-admin", nil, "admin address of every authorizer replica, whose rollout counts the gates judge (repeat or comma-separate)")
 	cmd.Flags().StringVar(&cfg.RolloutDir, "rollout-dir", "", "rollout state and audit trail (default: .meshguard/rollouts beside the mesh file)")
 	cmd.Flags().DurationVar(&cfg.RolloutInterval, "rollout-interval", 10*time.Second, "how often rollout gates are judged")

@@ -41,6 +41,11 @@ func Envoy(m *model.Mesh, workload string) (*bootstrapv3.Bootstrap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spec.xds.address: %w", err)
 	}
+	if sock := m.Spec.XDS.Socket; sock != "" {
+		// On the control plane's host: its socket, where the kernel vouches
+		// for the sidecar's uid, so it may receive its private key.
+		xdsCluster = pipeCluster(XDSCluster, sock)
+	}
 	clusters := []*clusterv3.Cluster{xdsCluster}
 	if m.Spec.Identity.Provider == model.ProviderSPIRE {
 		clusters = append(clusters, spireCluster(m.Spec.Identity.SpireAgentSocket))
@@ -113,13 +118,18 @@ func cluster(name, hostport string) (*clusterv3.Cluster, error) {
 }
 
 func spireCluster(socket string) *clusterv3.Cluster {
+	return pipeCluster(translate.SPIREAgentCluster, socket)
+}
+
+// pipeCluster is an HTTP/2 cluster of one Unix socket.
+func pipeCluster(name, socket string) *clusterv3.Cluster {
 	h2, _ := http2Options()
 	return &clusterv3.Cluster{
-		Name:                          translate.SPIREAgentCluster,
+		Name:                          name,
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 		ConnectTimeout:                durationpb.New(time.Second),
 		TypedExtensionProtocolOptions: h2,
-		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: translate.SPIREAgentCluster, Endpoints: []*endpointv3.LocalityLbEndpoints{{
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{
 			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 				Address: &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: socket}}},
 			}}}},

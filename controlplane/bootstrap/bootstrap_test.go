@@ -53,3 +53,25 @@ func TestAdminStaysOnLoopbackForPodAddresses(t *testing.T) {
 		t.Fatalf("admin on %s", got)
 	}
 }
+
+// With spec.xds.socket the sidecar reaches the control plane over its Unix
+// socket, where its uid proves it is the workload.
+func TestTheXDSSocketReplacesTheAddress(t *testing.T) {
+	m := quickstart(t)
+	m.Spec.XDS.Socket = "/run/meshguard/xds.sock"
+	b, err := Envoy(m, "orders-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() != XDSCluster {
+			continue
+		}
+		ep := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress()
+		if ep.GetPipe().GetPath() != "/run/meshguard/xds.sock" {
+			t.Fatalf("xDS cluster endpoint %v, want the socket", ep)
+		}
+		return
+	}
+	t.Fatal("no xDS cluster")
+}

@@ -96,6 +96,11 @@ type Identity struct {
 type XDS struct {
 	// Address is host:port where sidecars reach the control plane's ADS server.
 	Address string `yaml:"address"`
+	// Socket is a Unix socket the control plane also serves ADS on, for
+	// sidecars on its host: there a workload's private key goes only to a
+	// peer the kernel says runs as the workload's uid. Bootstraps use it
+	// instead of Address when set.
+	Socket string `yaml:"socket,omitempty"`
 }
 
 // Service is a named set of workloads with the same identity and routes.
@@ -298,6 +303,10 @@ type Workload struct {
 	OutboundAddress string `yaml:"outboundAddress"`
 	// Proxyless marks a gRPC-Go xDS workload (no sidecar).
 	Proxyless bool `yaml:"proxyless"`
+	// UID is the Unix user the workload's sidecar runs as: over the
+	// control plane's socket (spec.xds.socket), only a peer running as it
+	// receives the workload's private key.
+	UID *uint32 `yaml:"uid,omitempty"`
 }
 
 // WasmFilter is a proxy-wasm filter services can attach by name.

@@ -67,6 +67,8 @@ func TestValidationErrorsNameFieldAndLine(t *testing.T) {
 		{"duplicate port", "port: 9090", "port: 8080"},
 		{"wrong kind", "kind: Mesh", "kind: Cluster"},
 		{"spire without socket", "  authz:", "  identity: {provider: spire}\n  authz:"},
+		{"relative xds socket", "  authz:", "  xds: {socket: run/xds.sock}\n  authz:"},
+		{"negative uid", "address: 10.0.0.2", "address: 10.0.0.2, uid: -1"},
 	}
 	wantMsg := map[string]string{
 		"unknown key":          "line 10: field prot not found",
@@ -80,6 +82,8 @@ func TestValidationErrorsNameFieldAndLine(t *testing.T) {
 		"duplicate port":       "spec.services[1].port: 8080 is already the port of service \"web\"",
 		"wrong kind":           `line 2: kind: must be "Mesh"`,
 		"spire without socket": "spec.identity.spireAgentSocket",
+		"relative xds socket":  `spec.xds.socket: "run/xds.sock": an absolute Unix socket path is required`,
+		"negative uid":         "cannot unmarshal !!int `-1` into uint32",
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

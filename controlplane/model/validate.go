@@ -230,6 +230,9 @@ func (m *Mesh) validate(checks Checks) []FieldError {
 		v.add("spec.identity.provider", "%q: want meshguard or spire", s.Identity.Provider)
 	}
 	checkHostPort(v, "spec.xds.address", s.XDS.Address, true)
+	if s.XDS.Socket != "" && !strings.HasPrefix(s.XDS.Socket, "/") {
+		v.add("spec.xds.socket", "%q: an absolute Unix socket path is required", s.XDS.Socket)
+	}
 	if rl := s.RateLimitService; rl != nil {
 		checkHostPort(v, "spec.rateLimitService.address", rl.Address, true)
 		if t := rl.Timeout.Duration; t <= 0 || t > 10*time.Second {
