@@ -96,14 +96,14 @@ type Server struct {
 	Builder  *Builder
 	Rollouts *rollout.Controller
 
-	grpc, sockGRPC  *grpc.Server
-	admin           *http.Server
-	lis, adminLis   net.Listener
-	sockLis         net.Listener
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
-	lastErr         error
-	lastErrMu       sync.Mutex
+	grpc, sockGRPC *grpc.Server
+	admin          *http.Server
+	lis, adminLis  net.Listener
+	sockLis        net.Listener
+	cancel         context.CancelFunc
+	wg             sync.WaitGroup
+	lastErr        error
+	lastErrMu      sync.Mutex
 	// secretsAllowedF is secretsAllowed, replaceable by tests.
 	secretsAllowedF func(context.Context, string) bool
 	closers         []func()

@@ -120,7 +120,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	// go to loopback peers (the one place meshguard allows it).
 	cp, err := controlplane.New(controlplane.Config{MeshPath: meshPath, AdminListen: upCPAdmin, CADir: caDir,
 		InsecureLoopbackSecrets: true,
-		RolloutDir: filepath.Join(o.runDir, "rollouts"), AuthzAdmin: []string{authz.AdminAddr()}, RolloutInterval: o.rolloutInterval}, log)
+		RolloutDir:              filepath.Join(o.runDir, "rollouts"), AuthzAdmin: []string{authz.AdminAddr()}, RolloutInterval: o.rolloutInterval}, log)
 	if err != nil {
 		return err
 	}
