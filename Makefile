@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
+.PHONY: promtool image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
 
 all: build
 
@@ -39,7 +39,7 @@ run: build wasm
 ## real kube-apiserver and etcd: built once per machine into ~/.cache/meshguard
 ## (SPIRE 5-15 minutes, kube-apiserver 10-14 minutes the first time, on 2
 ## cores). The shared-state tests run real redis-server and redis-sentinel.
-test: fmt-check vet generate-check spire kube helm wasm redis
+test: fmt-check vet generate-check spire kube helm wasm redis promtool
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
@@ -60,17 +60,20 @@ helm:
 		GOBIN="$(MESHGUARD_CACHE)/bin" $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) && \
 		mv "$(MESHGUARD_CACHE)/bin/helm" "$(MESHGUARD_CACHE)/bin/helm-$(HELM_VERSION)"; }
 
-## generate: the CRDs (charts/meshguard/crds) and deep copies from api/v1alpha1
+## generate: the CRDs (charts/meshguard/crds) and deep copies from api/v1alpha1,
+## and the Grafana dashboards (charts/meshguard/dashboards) from internal/dashboards
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 generate:
 	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=charts/meshguard/crds
+	$(GO) run ./tools/dashboards -out charts/meshguard/dashboards
 
 ## generate-check: fails when the generated files were not those of api/v1alpha1
 ## (and leaves them regenerated)
-GENERATED = api/v1alpha1/zz_generated.deepcopy.go charts/meshguard/crds/*.yaml
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go charts/meshguard/crds/*.yaml charts/meshguard/dashboards/*.json
 generate-check:
 	@before="$$(cat $(GENERATED) | sha256sum)"; \
 	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=charts/meshguard/crds && \
+	$(GO) run ./tools/dashboards -out charts/meshguard/dashboards && \
 	[ "$$before" = "$$(cat $(GENERATED) | sha256sum)" ] || { echo "generated files were stale (now regenerated: commit them): make generate"; exit 1; }
 
 ## redis: redis-server and redis-sentinel, from Debian's packages when run as root
@@ -81,6 +84,15 @@ redis:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; \
 		service redis-server stop >/dev/null 2>&1 || true; service redis-sentinel stop >/dev/null 2>&1 || true; \
 	else echo "the tests need redis-server and redis-sentinel on PATH (Debian: sudo apt-get install redis-server redis-sentinel)"; exit 1; fi
+
+## promtool: Prometheus' rule checker, for the alert rules' tests (Debian's prometheus package)
+promtool:
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "apt-get install prometheus (for promtool)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		service prometheus stop >/dev/null 2>&1 || true; \
+	else echo "the alert rule tests need promtool on PATH (Debian: sudo apt-get install prometheus)"; exit 1; fi
 
 test-short:
 	$(GO) test -count=1 ./...

@@ -27,7 +27,7 @@ var full = []string{
 	"--set", "rateLimit.enabled=true", "--set", "redis.address=redis.data.svc:6379",
 	"--set", "redis.passwordSecret=redis-password", "--set", "networkPolicy.enabled=true",
 	"--set", "serviceMonitor.enabled=true", "--set", "controlPlane.adminTokenSecret=cp-admin",
-	"--set", "authz.adminTokenSecret=authz-admin",
+	"--set", "authz.adminTokenSecret=authz-admin", "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboards.enabled=true",
 }
 
 func TestTheChartLints(t *testing.T) {

@@ -135,3 +135,19 @@ func (s *secrets) refreshBundles(ctx context.Context) {
 func svidSecret(sv *devca.SVID) *tlsv3.Secret {
 	return sds.CertificateSecret(translate.SecretSVID, sv.CertPEM, sv.KeyPEM)
 }
+
+// expiries are when the soonest of the served SVIDs and the dev CA expire
+// (zero when there is none), for the SVID expiry metrics.
+func (s *secrets) expiries() (svid, ca time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.svids {
+		if svid.IsZero() || v.NotAfter.Before(svid) {
+			svid = v.NotAfter
+		}
+	}
+	if s.ca != nil {
+		ca = s.ca.Certificate().NotAfter
+	}
+	return svid, ca
+}

@@ -135,6 +135,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache, src: src,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
 	s.secretsAllowedF = s.secretsAllowed
+	s.registerIdentityMetrics()
 	if cfg.LoadCA != nil {
 		s.Builder.secrets.loadCA = cfg.LoadCA
 	}

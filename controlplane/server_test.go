@@ -556,3 +556,27 @@ func TestFederatedBundlesReachALL(t *testing.T) {
 		t.Fatalf("ALL trust domains = %v", names)
 	}
 }
+
+// The soonest SVID expiry and the CA's are exported: they drive the
+// SVIDExpiringSoon alert.
+func TestIdentityExpiriesAreExported(t *testing.T) {
+	s, _, _ := startCP(t)
+	families, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if len(f.GetMetric()) == 1 && f.GetMetric()[0].GetGauge() != nil {
+			got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	now := float64(time.Now().Unix())
+	svid, ca := got["meshguard_controlplane_svid_expiry_timestamp_seconds"], got["meshguard_controlplane_ca_expiry_timestamp_seconds"]
+	if svid < now+30*60 || svid > now+3600+60 {
+		t.Errorf("SVID expiry %v: want within the 1h SVID lifetime from now (%v)", svid, now)
+	}
+	if ca <= svid {
+		t.Errorf("CA expiry %v not after the SVIDs' %v", ca, svid)
+	}
+}

@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -10,7 +9,6 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -59,21 +57,15 @@ func (s *Server) SocketAddr() string {
 }
 
 // warnAboutSecrets says, once at start, when workload keys are exposed or
-// cannot be delivered at all, and exports the former as a gauge
-// (meshguard_controlplane_insecure_secrets) for alerting.
+// cannot be delivered at all (the former is also the gauge
+// meshguard_controlplane_insecure_secrets, for alerting).
 func (s *Server) warnAboutSecrets() {
-	insecure := prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshguard_controlplane_insecure_secrets",
-		Help: "1 when workload private keys are served to unauthenticated loopback peers (--insecure-loopback-sds)."})
-	if err := s.Registry.Register(insecure); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
-		s.log.Error("metric not registered", "err", err)
-	}
 	plaintext := s.cfg.TLS == nil
 	loopback := false
 	if a, ok := s.lis.Addr().(*net.TCPAddr); ok {
 		loopback = a.IP.IsLoopback()
 	}
 	if s.cfg.InsecureLoopbackSecrets {
-		insecure.Set(1)
 		s.log.Warn("INSECURE: workload private keys are served to any local process that names a node over plaintext loopback; for a single-user development host only",
 			"flag", "--insecure-loopback-sds")
 	}

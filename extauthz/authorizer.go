@@ -532,7 +532,7 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, st
 		if d.Allow {
 			result = "allow"
 		}
-		m.Decisions.WithLabelValues(result, d.Mode, setLabel, d.Reason).Inc()
+		m.Decisions.WithLabelValues(result, d.Mode, setLabel, m.routes.label(d.Route.ID), d.Reason).Inc()
 		m.Latency.WithLabelValues(transport).Observe(elapsed.Seconds())
 		if failClosedReasons[d.Reason] {
 			m.FailClosed.WithLabelValues(d.Reason).Inc()

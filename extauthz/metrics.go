@@ -20,6 +20,8 @@ type Metrics struct {
 	DecisionCache   *prometheus.CounterVec
 	Rollout         *prometheus.CounterVec
 	Revocation      *prometheus.CounterVec
+
+	routes routeLabels
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -27,8 +29,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshguard_authz_decisions_total",
-			Help: "Authorization decisions by enforced result (allow|deny), mode, policy set and reason.",
-		}, []string{"result", "mode", "policy_set", "reason"}),
+			Help: "Authorization decisions by enforced result (allow|deny), mode, policy set, route (at most 1000 distinct: then _other; _none without a route) and reason.",
+		}, []string{"result", "mode", "policy_set", "route", "reason"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "meshguard_authz_decision_duration_seconds",
 			Help:    "Time to decide, from request received to response built, by transport.",
