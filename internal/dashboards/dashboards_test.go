@@ -103,10 +103,10 @@ func TestEveryPanelQueriesExportedSeries(t *testing.T) {
 func TestCheckExprFindsWhatDoesNotExist(t *testing.T) {
 	cat := metricstest.Catalog(t)
 	for expr, want := range map[string]string{
-		`rate(meshguard_authz_decision_total[5m])`:                         "unknown metric",
-		`sum by (op) (rate(meshguard_ratelimit_redis_errors_total[5m]))`:   "label op",
-		`meshguard_xds_nacks_total{typ="Listener"}`:                        "label typ",
-		`rate(meshguard_authz_decisions_total_bucket[5m])`:                 "unknown metric",
+		`rate(meshguard_authz_decision_total[5m])`:                          "unknown metric",
+		`sum by (op) (rate(meshguard_ratelimit_redis_errors_total[5m]))`:    "label op",
+		`meshguard_xds_nacks_total{typ="Listener"}`:                         "label typ",
+		`rate(meshguard_authz_decisions_total_bucket[5m])`:                  "unknown metric",
 		`sum by (le) (rate(meshguard_xds_push_latency_seconds_bucket[5m]))`: "",
 	} {
 		problems := strings.Join(metricstest.CheckExpr(cat, expr), "; ")

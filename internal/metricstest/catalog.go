@@ -35,8 +35,8 @@ type Metric struct {
 type capture struct{ cs []prometheus.Collector }
 
 func (c *capture) Register(col prometheus.Collector) error { c.cs = append(c.cs, col); return nil }
-func (c *capture) MustRegister(cs ...prometheus.Collector)  { c.cs = append(c.cs, cs...) }
-func (c *capture) Unregister(prometheus.Collector) bool     { return false }
+func (c *capture) MustRegister(cs ...prometheus.Collector) { c.cs = append(c.cs, cs...) }
+func (c *capture) Unregister(prometheus.Collector) bool    { return false }
 
 var (
 	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)
