@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: promtool image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
+.PHONY: chromium promtool image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
 
 all: build
 
@@ -39,7 +39,7 @@ run: build wasm
 ## real kube-apiserver and etcd: built once per machine into ~/.cache/meshguard
 ## (SPIRE 5-15 minutes, kube-apiserver 10-14 minutes the first time, on 2
 ## cores). The shared-state tests run real redis-server and redis-sentinel.
-test: fmt-check vet generate-check spire kube helm wasm redis promtool
+test: fmt-check vet generate-check spire kube helm wasm redis promtool chromium
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -race -count=1 ./...
 	MESHGUARD_WASM_DIR=$(CURDIR)/dist $(GO) test -count=1 -run TestMemoryFlatAfterWarmup ./wasm/
@@ -93,6 +93,14 @@ promtool:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 		service prometheus stop >/dev/null 2>&1 || true; \
 	else echo "the alert rule tests need promtool on PATH (Debian: sudo apt-get install prometheus)"; exit 1; fi
+
+## chromium: headless Chromium, for the status page's browser test (Debian's chromium)
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "apt-get install chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "the status page test needs chromium on PATH (Debian: sudo apt-get install chromium)"; exit 1; fi
 
 test-short:
 	$(GO) test -count=1 ./...

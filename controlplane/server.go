@@ -372,6 +372,7 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	s.rolloutAPI(mux)
 	s.routesAPI(mux)
+	mux.HandleFunc("GET /", s.statusPage)
 	return mux
 }
 

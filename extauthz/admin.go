@@ -78,6 +78,9 @@ func adminHandler(a *Authorizer, g prometheus.Gatherer, withPprof bool) *http.Se
 	mux.HandleFunc("GET /v1/rollouts", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, a.RolloutStatus())
 	})
+	mux.HandleFunc("GET /v1/denies", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.RecentDenies())
+	})
 	return mux
 }
 

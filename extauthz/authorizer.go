@@ -117,6 +117,9 @@ type Authorizer struct {
 	// Decision cache outcomes, resolved once (nil without metrics).
 	cacheHit, cacheMiss, cacheBypass prometheus.Counter
 
+	// denies are the latest denials, for status pages (GET /v1/denies).
+	denies recentDenies
+
 	// decide replaces Decide when set; tests use it to inject failures.
 	decide func(context.Context, Attributes) Decision
 }
@@ -558,11 +561,22 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, st
 		a.log.Warn("request denied: authorizer could not decide", "decision_id", d.ID, "reason", d.Reason,
 			"route", d.Route.ID, "policy_set", d.Route.PolicySet, "detail", d.Detail)
 	}
+	if !d.Allow {
+		rd := RecentDeny{Time: end.UTC(), DecisionID: d.ID, Route: d.Route.ID, PolicySet: d.Route.PolicySet,
+			Status: d.Status, Reason: d.Reason, Principal: d.PrincipalString()}
+		if attrs != nil {
+			rd.Method, rd.Path = truncateString(attrs.Method, 32), truncateString(attrs.Path, maxLoggedPath)
+		}
+		a.denies.add(rd)
+	}
 	if a.dlog != nil {
 		e := logEntry(d, attrs, end, elapsed)
 		a.dlog.Log(&e)
 	}
 }
+
+// RecentDenies returns the latest denials, newest first (at most 100).
+func (a *Authorizer) RecentDenies() RecentDenies { return RecentDenies{Denies: a.denies.list()} }
 
 func allowWord(b bool) string {
 	if b {
