@@ -191,4 +191,3 @@ func fetchDenies(ctx context.Context, client *http.Client, src string) ([]denyRo
 	}
 	return body.Denies, nil
 }
-
