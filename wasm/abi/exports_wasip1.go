@@ -60,8 +60,7 @@ const (
 )
 
 var (
-	plugin   Plugin
-	contexts contextTable
+	dispatcher = NewDispatcher(nil)
 
 	// What the host returns during one callback — buffers it asks us to
 	// allocate (proxy_on_memory_allocate) and the header lists decoded from
@@ -87,7 +86,7 @@ var (
 )
 
 // SetPlugin registers the filter; call it from the command's init().
-func SetPlugin(p Plugin) { plugin = p }
+func SetPlugin(p Plugin) { dispatcher = NewDispatcher(p) }
 
 type wasmHost struct{}
 
@@ -246,42 +245,15 @@ func onMemoryAllocate(size uint32) unsafe.Pointer {
 	return p
 }
 
-// configured is set once the plugin accepted a configuration. A host that
-// creates streams although configure failed (Envoy does not; another host
-// may) gets a refusing context, so no filter runs without its
-// configuration: its zero values could divide by zero or let everything
-// through. A later refused reconfiguration leaves the last good one in
-// force (plugins apply a configuration only once it validates).
-var configured bool
-
 //go:wasmexport proxy_on_context_create
-func onContextCreate(id, parent uint32) {
-	if parent == 0 || plugin == nil {
-		return // the root context
-	}
-	if !configured {
-		contexts.put(id, unconfigured{})
-		return
-	}
-	contexts.put(id, plugin.NewContext(id))
-}
+func onContextCreate(id, parent uint32) { dispatcher.ContextCreate(id, parent) }
 
 //go:wasmexport proxy_on_vm_start
 func onVMStart(root, size uint32) uint32 { return 1 }
 
 //go:wasmexport proxy_on_configure
-func onConfigure(root, size uint32) (ok uint32) {
+func onConfigure(root, size uint32) uint32 {
 	beginCallback()
-	defer func() {
-		if r := recover(); r != nil {
-			host.Log(LogCritical, fmt.Sprintf("plugin configuration panicked: %v", r))
-			ok = 0
-		}
-	}()
-	if plugin == nil {
-		host.Log(LogCritical, "no plugin registered")
-		return 0
-	}
 	var cfg []byte
 	if size > 0 {
 		if proxyGetBufferBytes(bufferPluginConfiguration, 0, size, unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)) != 0 {
@@ -290,40 +262,22 @@ func onConfigure(root, size uint32) (ok uint32) {
 		}
 		cfg = bytes.Clone(take(retPtr, retSize)) // the filter may keep it
 	}
-	if err := plugin.Configure(host, cfg); err != nil {
-		host.Log(LogCritical, "invalid plugin configuration, refusing to start: "+err.Error())
-		return 0
+	if dispatcher.Configure(host, cfg) {
+		return 1
 	}
-	configured = true
-	return 1
-}
-
-// guard fails closed: a panicking filter answers 500 rather than letting
-// the request through unchecked.
-func guard(id uint32, f func(HTTPContext) Action) (a uint32) {
-	beginCallback()
-	defer func() {
-		if r := recover(); r != nil {
-			host.Log(LogError, fmt.Sprintf("filter panicked: %v", r))
-			host.SendLocalResponse(500, "internal filter error\n", nil)
-			a = uint32(Pause)
-		}
-	}()
-	c, ok := contexts.get(id)
-	if !ok {
-		return uint32(Continue)
-	}
-	return uint32(f(c))
+	return 0
 }
 
 //go:wasmexport proxy_on_request_headers
 func onRequestHeaders(id, numHeaders, eos uint32) uint32 {
-	return guard(id, func(c HTTPContext) Action { return c.OnRequestHeaders(host, eos != 0) })
+	beginCallback()
+	return uint32(dispatcher.RequestHeaders(host, id, eos != 0))
 }
 
 //go:wasmexport proxy_on_response_headers
 func onResponseHeaders(id, numHeaders, eos uint32) uint32 {
-	return guard(id, func(c HTTPContext) Action { return c.OnResponseHeaders(host, eos != 0) })
+	beginCallback()
+	return uint32(dispatcher.ResponseHeaders(host, id, eos != 0))
 }
 
 // The module exports no proxy_on_{request,response}_{body,trailers},
@@ -333,17 +287,10 @@ func onResponseHeaders(id, numHeaders, eos uint32) uint32 {
 // body chunk and two per request.
 
 //go:wasmexport proxy_on_delete
-func onDelete(id uint32) {
-	if c, ok := contexts.remove(id); ok {
-		c.OnDelete()
-	}
-}
+func onDelete(id uint32) { dispatcher.Delete(id) }
 
 //go:wasmexport proxy_on_tick
 func onTick(root uint32) {
 	beginCallback()
-	defer func() { _ = recover() }()
-	if plugin != nil {
-		plugin.Tick(host)
-	}
+	dispatcher.Tick(host)
 }
