@@ -138,6 +138,28 @@ func (s *snapshot) apply(e Entry) {
 	}
 }
 
+// missingFrom lists the unexpired entries of s that next lacks (or holds
+// with an earlier expiry, or, for a subject, an earlier cutoff).
+func (s *snapshot) missingFrom(next *snapshot, now time.Time) []Entry {
+	var out []Entry
+	for v, exp := range s.tokens {
+		if got, ok := next.tokens[v]; exp.After(now) && (!ok || got.Before(exp)) {
+			out = append(out, Entry{Kind: KindToken, Value: v, Expires: exp})
+		}
+	}
+	for v, exp := range s.sessions {
+		if got, ok := next.sessions[v]; exp.After(now) && (!ok || got.Before(exp)) {
+			out = append(out, Entry{Kind: KindSession, Value: v, Expires: exp})
+		}
+	}
+	for v, e := range s.subjects {
+		if got, ok := next.subjects[v]; e.Expires.After(now) && (!ok || got.Expires.Before(e.Expires) || got.Before.Before(e.Before)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func newSnapshot() *snapshot {
 	return &snapshot{tokens: map[string]time.Time{}, sessions: map[string]time.Time{}, subjects: map[string]Entry{}}
 }
@@ -226,6 +248,26 @@ func (l *List) Revoke(ctx context.Context, e Entry) error {
 	l.mu.Lock()
 	l.snap.apply(e)
 	l.mu.Unlock()
+	return nil
+}
+
+// restore writes entries back to Redis, keeping what is there when it
+// revokes more (a later cutoff or expiry another replica wrote meanwhile
+// is merged by the next load, which keeps the larger of each).
+func (l *List) restore(ctx context.Context, entries []Entry) error {
+	pipe := l.client.Pipeline()
+	for _, e := range entries {
+		body, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		key := l.key(e.Kind, e.Value)
+		pipe.Set(ctx, key, body, 0)
+		pipe.PExpireAt(ctx, key, e.Expires)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("restore lost revocations: %w", err)
+	}
 	return nil
 }
 
@@ -392,6 +434,23 @@ func (l *List) load(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	// Revocations are never withdrawn, only expire: one this replica holds
+	// that Redis no longer has was lost by Redis (a restart without
+	// persistence, a failover to a replica that had not received it). It
+	// stays in force here and is written back, so a token revoked before
+	// the loss stays revoked on every replica.
+	l.mu.RLock()
+	lost := l.snap.missingFrom(next, now)
+	l.mu.RUnlock()
+	for _, e := range lost {
+		next.apply(e)
+	}
+	if len(lost) > 0 {
+		if err := l.restore(ctx, lost); err != nil {
+			return err
+		}
+		l.o.Log.Warn("revocations Redis had lost are written back", "entries", len(lost))
 	}
 	n := next.len()
 	l.mu.Lock()

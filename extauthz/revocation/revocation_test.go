@@ -193,3 +193,39 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// Redis restarted without persistence forgets every revocation; a replica
+// that held them keeps them in force and writes them back, so a revoked
+// token never works again (found by the chaos suite).
+func TestRevocationsRedisLostAreWrittenBack(t *testing.T) {
+	srv := redistest.Start(t)
+	a := replica(t, srv.Addr(), Options{})
+	within(t, "in sync", 5*time.Second, synced(a))
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	for _, e := range []Entry{
+		{Kind: KindToken, Value: "stolen", Expires: exp},
+		{Kind: KindSession, Value: "s-1", Expires: exp},
+		{Kind: KindSubject, Value: "mallory", Before: time.Now().Truncate(time.Second), Expires: exp},
+	} {
+		if err := a.Revoke(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Kill()
+	srv.Start() // empty: no persistence
+	within(t, "the list back in sync", 10*time.Second, synced(a))
+	for _, tok := range []Token{{ID: "stolen"}, {Session: "s-1"}, {Subject: "mallory", IssuedAt: time.Now().Add(-time.Minute)}} {
+		if r, ok := a.Check(tok); !ok || !r {
+			t.Errorf("%+v after Redis lost its data: revoked=%v trusted=%v", tok, r, ok)
+		}
+	}
+	// Written back: a replica that starts now sees them too.
+	b := replica(t, srv.Addr(), Options{})
+	within(t, "a new replica in sync", 5*time.Second, synced(b))
+	if r, ok := b.Check(Token{ID: "stolen"}); !ok || !r {
+		t.Fatalf("a new replica: revoked=%v trusted=%v", r, ok)
+	}
+	if ttl := srv.Client().TTL(context.Background(), "meshguard:revoked:jti:stolen").Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("written back with TTL %v, want the revocation's expiry", ttl)
+	}
+}
