@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # proxy when the local Go is older, whatever GOTOOLCHAIN the shell has.
 export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 
-.PHONY: chromium promtool image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
+.PHONY: chaos fuzz-ci chromium promtool image all build run test test-short fmt-check vet lint bench fuzz clean spire wasm redis vulncheck kube helm generate generate-check
 
 all: build
 
@@ -135,6 +135,17 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## chaos: the chaos suite (chaos/, real processes killed and starved under
+## load) and a soak with reloads; MESHGUARD_SOAK=10m for the long soak
+MESHGUARD_SOAK ?= 30s
+chaos: redis
+	$(GO) vet -tags chaos ./chaos/
+	MESHGUARD_SOAK=$(MESHGUARD_SOAK) $(GO) test -tags chaos -count=1 -v -timeout 20m ./chaos/
+
+## fuzz-ci: every fuzz target for a bounded time (CI)
+fuzz-ci:
+	$(MAKE) fuzz FUZZTIME=5s
 
 clean:
 	rm -rf bin dist
