@@ -214,7 +214,7 @@ log_level: warn
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		resp, err := client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: "/orders/1", Headers: hdrs}},
+			Request:           &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: "/orders/1", Headers: hdrs}},
 			ContextExtensions: map[string]string{contract.ExtService: "orders", contract.ExtPolicy: "orders", contract.ExtRoute: "orders/read"},
 		}})
 		return err == nil && resp.GetStatus().GetCode() == 0
