@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the classic dashboard JSON model (dashboard, not dashboardv2) is what Grafana's file provisioning and dashboard sidecar load; v2 is the resource API of Grafana 12+.
+
 package dashboards
 
 import "github.com/grafana/grafana-foundation-sdk/go/dashboard"

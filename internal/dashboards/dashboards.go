@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the classic dashboard JSON model (dashboard, not dashboardv2) is what Grafana's file provisioning and dashboard sidecar load; v2 is the resource API of Grafana 12+.
+
 // Package dashboards builds meshguard's Grafana dashboards from the
 // metrics the code exports (docs/operations.md), with the Grafana
 // Foundation SDK. tools/dashboards writes them to charts/meshguard/dashboards
