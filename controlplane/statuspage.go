@@ -3,10 +3,8 @@ package controlplane
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/controlplane/rollout"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/internal/xds"
 )
 
@@ -164,27 +163,11 @@ func (s *Server) recentDenies(ctx context.Context) ([]denyRow, int, []string) {
 }
 
 func fetchDenies(ctx context.Context, client *http.Client, src string) ([]denyRow, error) {
-	url := src
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/denies", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/v1/denies: %s", resp.Status)
-	}
 	var body struct {
 		Denies []denyRow `json:"denies"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("/v1/denies: %w", err)
+	if err := httpjson.Get(ctx, client, strings.TrimSuffix(src, "/")+"/v1/denies", 1<<20, &body); err != nil {
+		return nil, err
 	}
 	for i := range body.Denies {
 		body.Denies[i].Authorizer = src

@@ -5,8 +5,6 @@ import (
 	"context"
 	"image"
 	"image/png"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +14,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	sotwclient "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/internal/authztest"
 	"github.com/meshguard/meshguard/internal/contract"
 	"github.com/meshguard/meshguard/internal/xds"
 )
@@ -36,20 +33,15 @@ func TestTheStatusPageInABrowser(t *testing.T) {
 		t.Fatal("chromium is not on PATH: make chromium (Debian: apt-get install chromium)")
 	}
 
-	// The quickstart's authorizer, and one request it denies.
-	authz := startQuickstartAuthz(t)
-	deny := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "DELETE", Path: "/orders/42", Host: "orders", Headers: map[string]string{":method": "DELETE", ":path": "/orders/42"}}},
-		ContextExtensions: map[string]string{contract.ExtService: "orders", contract.ExtPolicy: "orders", contract.ExtRoute: "orders/write"},
-	}}
-	conn, err := grpc.NewClient(authz.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), deny); err != nil || resp.GetStatus().GetCode() == 0 {
-		t.Fatalf("the anonymous DELETE was not denied: %v %v", resp, err)
+	// An authorizer with the quickstart's orders policies, and one request
+	// it denies.
+	authz := authztest.Start(t, map[string]string{
+		"orders/read.cedar":  mustRead(t, "../examples/quickstart/policies/orders/read.cedar"),
+		"orders/write.cedar": mustRead(t, "../examples/quickstart/policies/orders/write.cedar"),
+	}, "")
+	if code, _ := authz.Check(authztest.Request{Method: "DELETE", Path: "/orders/42",
+		Ext: map[string]string{contract.ExtService: "orders", contract.ExtPolicy: "orders", contract.ExtRoute: "orders/write"}}); code != 403 {
+		t.Fatalf("the anonymous DELETE: %d, want 403", code)
 	}
 
 	// The control plane, with a rollout, and two proxies.
@@ -58,7 +50,7 @@ func TestTheStatusPageInABrowser(t *testing.T) {
 		write(t, filepath.Join(filepath.Dir(mesh), "policies", "orders-v2", f), mustRead(t, filepath.Join("../examples/quickstart/policies/orders-v2", f)))
 	}
 	edit(t, mesh, "match: {prefix: /orders, methods: [GET, HEAD]}\n", "match: {prefix: /orders, methods: [GET, HEAD]}\n          rollout: {candidate: orders-v2, stage: canary, percent: 10}\n")
-	s := statusCP(t, mesh, authz.AdminAddr())
+	s := statusCP(t, mesh, authz.Server.AdminAddr())
 	ads, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -164,31 +156,4 @@ func countColour(img image.Image, r, g, b uint8) int {
 		}
 	}
 	return n
-}
-
-// startQuickstartAuthz runs the quickstart's authorizer on loopback ports.
-func startQuickstartAuthz(t *testing.T) *extauthz.Server {
-	t.Helper()
-	cfg, err := extauthz.LoadConfig("../examples/quickstart/authz.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.HTTPListen, cfg.AdminListen = "127.0.0.1:0", "", "127.0.0.1:0"
-	cfg.DecisionLog.Path = filepath.Join(t.TempDir(), "decisions.jsonl")
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := extauthz.NewServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err == nil {
-		err = srv.Start(ctx)
-	}
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		srv.Stop(stop)
-		cancel()
-	})
-	return srv
 }

@@ -4,20 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"text/template"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
@@ -34,6 +29,7 @@ import (
 	"github.com/meshguard/meshguard/api/v1alpha1"
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/extauthz/kubepolicy"
+	"github.com/meshguard/meshguard/internal/authztest"
 	"github.com/meshguard/meshguard/internal/kubetest"
 )
 
@@ -321,54 +317,27 @@ func startAuthorizer(t *testing.T, chartConfig string, sets []v1alpha1.PolicySet
 	if len(skipped) > 0 {
 		t.Fatalf("policy sync would skip %v", skipped)
 	}
+	policies := map[string]string{}
 	for name, body := range files {
-		p := filepath.Join(dir, "policies", name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		policies[name] = string(body)
 	}
 	var raw map[string]any
 	if err := yaml.Unmarshal([]byte(chartConfig), &raw); err != nil {
 		t.Fatal(err)
 	}
-	raw["listen"], raw["admin_listen"], raw["policies"] = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(dir, "policies")
-	raw["decision_log"] = map[string]any{"path": filepath.Join(dir, "decisions.jsonl")}
+	raw["listen"], raw["admin_listen"], raw["policies"] = "127.0.0.1:0", "127.0.0.1:0", "./policies"
+	raw["decision_log"] = map[string]any{"path": "./decisions.jsonl"}
 	b, _ := yaml.Marshal(raw)
-	path := filepath.Join(dir, "authz.yaml")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := extauthz.LoadConfig(path)
+	authztest.Write(t, filepath.Join(dir, "authz.yaml"), string(b))
+	cfg, err := extauthz.LoadConfig(filepath.Join(dir, "authz.yaml"))
 	if err != nil {
 		t.Fatalf("the authorizer refuses the chart's configuration: %v\n%s", err, chartConfig)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := extauthz.NewServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err == nil {
-		err = srv.Start(ctx)
+	a := authztest.StartIn(t, dir, policies, "")
+	if !a.Server.Authz.Ready() {
+		t.Fatalf("the authorizer is not ready: %+v", a.Server.Authz.Status())
 	}
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		stop, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		srv.Stop(stop)
-		cancel()
-	})
-	if !srv.Authz.Ready() {
-		t.Fatalf("the authorizer is not ready: %+v", srv.Authz.Status())
-	}
-	return &authorizer{cfg: cfg, client: authv3.NewAuthorizationClient(conn)}
+	return &authorizer{cfg: cfg, client: a.Client}
 }
 
 // The example's manifests and the chart rendered with its values are

@@ -2,9 +2,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/internal/xds"
 )
 
@@ -54,23 +52,11 @@ func allProxies(own func() []xds.ProxyStatus, peers func(context.Context) []stri
 func peerProxies(ctx context.Context, hc *http.Client, base string) ([]xds.ProxyStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/proxies", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", base, resp.Status)
-	}
 	var r struct {
 		Proxies []xds.ProxyStatus `json:"proxies"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxPeerStatus)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("%s: %w", base, err)
+	if err := httpjson.Get(ctx, hc, base+"/v1/proxies", maxPeerStatus, &r); err != nil {
+		return nil, err
 	}
 	return r.Proxies, nil
 }

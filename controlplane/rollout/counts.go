@@ -2,13 +2,12 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // authzStatus is the part of an authorizer's /v1/rollouts the controller
@@ -72,25 +71,9 @@ func (c *Controller) fetch(ctx context.Context) ([]read, error) {
 }
 
 func (c *Controller) fetchOne(ctx context.Context, src string) (authzStatus, error) {
-	url := src
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/rollouts", nil)
-	if err != nil {
-		return authzStatus{}, err
-	}
-	resp, err := c.cfg.Client.Do(req)
-	if err != nil {
-		return authzStatus{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return authzStatus{}, fmt.Errorf("/v1/rollouts: %s", resp.Status)
-	}
 	var st authzStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st); err != nil {
-		return authzStatus{}, fmt.Errorf("/v1/rollouts: %w", err)
+	if err := httpjson.Get(ctx, c.cfg.Client, strings.TrimSuffix(src, "/")+"/v1/rollouts", maxStatusBytes, &st); err != nil {
+		return authzStatus{}, err
 	}
 	if st.Instance == "" {
 		return authzStatus{}, errors.New("/v1/rollouts: no instance id")

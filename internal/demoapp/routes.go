@@ -2,9 +2,6 @@ package demoapp
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/meshguard/meshguard/controlplane/model"
 	"github.com/meshguard/meshguard/controlplane/translate"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/internal/periodic"
 )
 
@@ -67,23 +65,11 @@ func (r *Routes) Follow(ctx context.Context, admin, service string, every time.D
 }
 
 func fetchRoutes(ctx context.Context, client *http.Client, url string) ([]translate.RouteContext, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
 	var rep struct {
 		Routes []translate.RouteContext `json:"routes"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
+	if err := httpjson.Get(ctx, client, url, 4<<20, &rep); err != nil {
+		return nil, err
 	}
 	return rep.Routes, nil
 }

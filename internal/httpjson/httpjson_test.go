@@ -1,0 +1,34 @@
+package httpjson
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestGet(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			_, _ = w.Write([]byte(`{"a": 1}`))
+		case "/huge":
+			_, _ = w.Write([]byte(`{"a": "` + strings.Repeat("x", 1000) + `"}`))
+		default:
+			http.Error(w, "no", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	var v struct{ A int }
+	if err := Get(context.Background(), srv.Client(), strings.TrimPrefix(srv.URL, "http://")+"/ok", 100, &v); err != nil || v.A != 1 {
+		t.Fatalf("ok: %v %+v", err, v)
+	}
+	if err := Get(context.Background(), srv.Client(), srv.URL+"/down", 100, &v); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a 503: %v", err)
+	}
+	var w struct{ A string }
+	if err := Get(context.Background(), srv.Client(), srv.URL+"/huge", 100, &w); err == nil {
+		t.Fatal("a body over the limit decoded")
+	}
+}
