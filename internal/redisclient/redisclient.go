@@ -172,6 +172,10 @@ func New(c Config) (redis.UniversalClient, error) {
 		// CLIENT SETINFO is refused by some managed Redis; it tells the
 		// server our library name, which nothing here needs.
 		DisableIdentity: true,
+		// RESP2: meshguard uses no RESP3 feature (push notifications,
+		// client-side caching), whose processing otherwise runs on every
+		// command.
+		Protocol: 2,
 	}
 	if c.TLS != nil {
 		if opts.TLSConfig, err = tlsConfig(c.TLS); err != nil {
