@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+
 	"github.com/meshguard/meshguard/api/v1alpha1"
 	"github.com/meshguard/meshguard/controlplane/model"
 )
@@ -255,5 +259,25 @@ func TestABadMeshEditKeepsTheLastMesh(t *testing.T) {
 	as = NewAssembler("default").Assemble(w.o)
 	if as.Mesh != nil || as.Err == nil {
 		t.Fatalf("an invalid first mesh was served")
+	}
+}
+
+// The rollout state ConfigMap, rewritten at every rollout move, does not
+// make every replica assemble and translate the mesh again; other objects do.
+func TestOnlyObjectsOfTheMeshTriggerAnAssembly(t *testing.T) {
+	state := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: RolloutStateConfigMap}}
+	policies := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "orders-policies"}}
+	for _, tc := range []struct {
+		obj  any
+		want bool
+	}{
+		{state, false},
+		{toolscache.DeletedFinalStateUnknown{Key: "meshguard/" + RolloutStateConfigMap, Obj: state}, false},
+		{policies, true},
+		{&v1alpha1.MeshService{}, true},
+	} {
+		if got := partOfTheMesh(tc.obj); got != tc.want {
+			t.Errorf("partOfTheMesh(%T %v) = %v, want %v", tc.obj, tc.obj, got, tc.want)
+		}
 	}
 }

@@ -243,10 +243,13 @@ func (s *Source) read(ctx context.Context) (*Objects, error) {
 func (s *Source) Watch(ctx context.Context, changed func()) (<-chan struct{}, error) {
 	events := make(chan struct{}, 1)
 	poke := func() { debounce.Trigger(events) }
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
-		DeleteFunc: func(any) { poke() },
+	handler := toolscache.FilteringResourceEventHandler{
+		FilterFunc: partOfTheMesh,
+		Handler: toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { poke() },
+			UpdateFunc: func(any, any) { poke() },
+			DeleteFunc: func(any) { poke() },
+		},
 	}
 	// A Pod's service account never changes, and its address reaches the
 	// mesh through the EndpointSlices: only a new Pod matters (its slice
@@ -258,7 +261,7 @@ func (s *Source) Watch(ctx context.Context, changed func()) (<-chan struct{}, er
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes: watch %T: %w", obj, err)
 		}
-		h := handler
+		var h toolscache.ResourceEventHandler = handler
 		if _, ok := obj.(*corev1.Pod); ok {
 			h = podHandler
 		}
@@ -279,6 +282,18 @@ func (s *Source) Watch(ctx context.Context, changed func()) (<-chan struct{}, er
 		debounce.Run(ctx, events, s.cfg.Debounce, s.cfg.MaxDelay, changed)
 	}()
 	return done, nil
+}
+
+// partOfTheMesh reports whether an object's events can change the mesh.
+// The rollout state ConfigMap cannot: the leader rewrites it on every
+// rollout move, and every replica already follows it (followRolloutState)
+// without assembling and translating the whole mesh again.
+func partOfTheMesh(obj any) bool {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	cm, ok := obj.(*corev1.ConfigMap)
+	return !ok || cm.Name != RolloutStateConfigMap
 }
 
 // Assembled waits for the next assembly after now, or ctx.
