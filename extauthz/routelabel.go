@@ -1,6 +1,9 @@
 package extauthz
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // maxRouteLabels bounds the route label's values: route ids arrive with
 // requests (from the proxy's configuration), so a misconfigured or hostile
@@ -14,33 +17,26 @@ const (
 )
 
 // routeLabels hands out route label values: each route id as itself, up
-// to maxRouteLabels of them, then routeLabelOther.
+// to maxRouteLabels of them, then routeLabelOther. Every decision asks,
+// so a route seen before is a lock-free read.
 type routeLabels struct {
-	mu   sync.RWMutex
-	seen map[string]struct{}
+	seen sync.Map // route id → struct{}
+	n    atomic.Int32
 }
 
 func (r *routeLabels) label(route string) string {
 	if route == "" {
 		return routeLabelNone
 	}
-	r.mu.RLock()
-	_, ok := r.seen[route]
-	r.mu.RUnlock()
-	if ok {
+	if _, ok := r.seen.Load(route); ok {
 		return route
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.seen[route]; ok {
-		return route
-	}
-	if len(r.seen) >= maxRouteLabels {
+	if r.n.Add(1) > maxRouteLabels {
+		r.n.Add(-1)
 		return routeLabelOther
 	}
-	if r.seen == nil {
-		r.seen = map[string]struct{}{}
+	if _, loaded := r.seen.LoadOrStore(route, struct{}{}); loaded {
+		r.n.Add(-1) // another decision stored it first
 	}
-	r.seen[route] = struct{}{}
 	return route
 }
