@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/meshguard/meshguard/controlplane/rollout"
@@ -137,28 +136,18 @@ func (s *Server) recentDenies(ctx context.Context) ([]denyRow, int, []string) {
 	if s.cfg.AuthzDiscover != nil {
 		sources = s.cfg.AuthzDiscover(ctx)
 	}
-	var (
-		mu     sync.Mutex
-		denies []denyRow
-		errs   []string
-		wg     sync.WaitGroup
-	)
 	client := &http.Client{Timeout: 2 * time.Second}
-	for _, src := range sources {
-		wg.Go(func() {
-			rows, err := fetchDenies(ctx, client, src)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", src, err))
-				return
-			}
-			denies = append(denies, rows...)
-		})
+	var denies []denyRow
+	var errs []string
+	for _, r := range httpjson.FromEach(ctx, sources, func(ctx context.Context, src string) ([]denyRow, error) {
+		return fetchDenies(ctx, client, src)
+	}) {
+		if r.Err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", r.Source, r.Err))
+		}
+		denies = append(denies, r.Value...)
 	}
-	wg.Wait()
 	slices.SortFunc(denies, func(a, b denyRow) int { return b.Time.Compare(a.Time) })
-	slices.Sort(errs)
 	return denies[:min(len(denies), maxPageDenies)], len(sources), errs
 }
 

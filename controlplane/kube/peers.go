@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -28,23 +27,11 @@ func allProxies(own func() []xds.ProxyStatus, peers func(context.Context) []stri
 		if peers == nil {
 			return out
 		}
-		addrs := peers(ctx)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, addr := range addrs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ps, err := peerProxies(ctx, hc, addr)
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				out = append(out, ps...)
-				mu.Unlock()
-			}()
+		for _, r := range httpjson.FromEach(ctx, peers(ctx), func(ctx context.Context, addr string) ([]xds.ProxyStatus, error) {
+			return peerProxies(ctx, hc, addr)
+		}) {
+			out = append(out, r.Value...) // nothing from a peer that did not answer
 		}
-		wg.Wait()
 		return out
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/meshguard/meshguard/internal/httpjson"
 )
@@ -47,26 +46,16 @@ func (c *Controller) fetch(ctx context.Context) ([]read, error) {
 		return nil, errors.New("no authorizer admin address is configured (controlplane --authz-admin)")
 	}
 	var (
-		mu    sync.Mutex
 		reads []read
 		errs  []error
-		wg    sync.WaitGroup
 	)
-	for _, src := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := c.fetchOne(ctx, src)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("authorizer %s: %w", src, err))
-				return
-			}
-			reads = append(reads, read{source: src, status: st})
-		}()
+	for _, r := range httpjson.FromEach(ctx, sources, c.fetchOne) {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("authorizer %s: %w", r.Source, r.Err))
+			continue
+		}
+		reads = append(reads, read{source: r.Source, status: r.Value})
 	}
-	wg.Wait()
 	return reads, errors.Join(errs...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // Get fetches url (a scheme-less "host:port/path" means http) and decodes
@@ -35,4 +36,26 @@ func Get(ctx context.Context, client *http.Client, url string, limit int64, v an
 		return fmt.Errorf("%s: %w", url, err)
 	}
 	return nil
+}
+
+// Result is what one source answered: its value, or why it did not.
+type Result[T any] struct {
+	Source string
+	Value  T
+	Err    error
+}
+
+// FromEach asks every source at once (get per source, in parallel) and
+// returns their results in the order of sources.
+func FromEach[T any](ctx context.Context, sources []string, get func(ctx context.Context, source string) (T, error)) []Result[T] {
+	out := make([]Result[T], len(sources))
+	var wg sync.WaitGroup
+	for i, src := range sources {
+		wg.Go(func() {
+			v, err := get(ctx, src)
+			out[i] = Result[T]{Source: src, Value: v, Err: err}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -2,6 +2,7 @@ package httpjson
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,5 +31,18 @@ func TestGet(t *testing.T) {
 	var w struct{ A string }
 	if err := Get(context.Background(), srv.Client(), srv.URL+"/huge", 100, &w); err == nil {
 		t.Fatal("a body over the limit decoded")
+	}
+}
+
+// Every source is asked, each result stays with its source, in order.
+func TestFromEachAsksEverySource(t *testing.T) {
+	got := FromEach(context.Background(), []string{"a", "bad", "c"}, func(_ context.Context, src string) (string, error) {
+		if src == "bad" {
+			return "", errors.New("down")
+		}
+		return src + "!", nil
+	})
+	if len(got) != 3 || got[0].Value != "a!" || got[1].Err == nil || got[1].Source != "bad" || got[2].Value != "c!" {
+		t.Fatalf("%+v", got)
 	}
 }
