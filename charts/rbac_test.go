@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,7 +51,7 @@ func TestTheChartsRBACIsEnoughAndNoMore(t *testing.T) {
 		}
 	}
 
-	port, ready, portName := int32(8080), true, "http"
+	cl.App(t, "shop", "orders", "http", 8080, kubetest.HostIP(t))
 	create(
 		&v1alpha1.Mesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1alpha1.MeshSpec{
 			TrustDomain: "cluster.local", Authz: v1alpha1.Authz{Address: "meshguard-authz.meshguard.svc:9191"},
@@ -61,17 +60,6 @@ func TestTheChartsRBACIsEnoughAndNoMore(t *testing.T) {
 			Spec: v1alpha1.PolicySetSpec{Policies: map[string]string{"allow.cedar": `permit (principal, action, resource);`}}},
 		&v1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "orders-v2"},
 			Spec: v1alpha1.PolicySetSpec{Policies: map[string]string{"allow.cedar": `permit (principal, action, resource);`}}},
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
-			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: port}}}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders-0"},
-			Spec: corev1.PodSpec{ServiceAccountName: "orders", Containers: []corev1.Container{{Name: "app", Image: "app"}}}},
-		&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "shop", Name: "orders-x", Labels: map[string]string{discoveryv1.LabelServiceName: "orders"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{kubetest.HostIP(t)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "orders-0"}}},
-			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
-		},
 		&v1alpha1.MeshService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"}, Spec: v1alpha1.MeshServiceSpec{
 			Routes: []v1alpha1.Route{{ID: "orders/all", Match: v1alpha1.RouteMatch{Prefix: new("/")},
 				Rollout: &v1alpha1.Rollout{Candidate: "orders-v2", Stage: "shadow"}}}}},

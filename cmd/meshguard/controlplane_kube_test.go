@@ -12,7 +12,6 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,24 +28,12 @@ import (
 func TestControlPlaneOnKubernetes(t *testing.T) {
 	cl := kubetest.Start(t)
 	c, ctx := cl.Client, context.Background()
-	port, ready, portName := int32(8080), true, "http"
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshguard"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
 		&v1alpha1.Mesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1alpha1.MeshSpec{TrustDomain: "cluster.local",
 			Authz: v1alpha1.Authz{Address: "127.0.0.1:9191"}, XDS: v1alpha1.XDS{Address: "127.0.0.1:18000"}}},
 		&v1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "web"},
 			Spec: v1alpha1.PolicySetSpec{Policies: map[string]string{"allow.cedar": `permit (principal, action, resource);`}}},
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
-			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: port}}}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0"},
-			Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app"}}}},
-		&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "shop", Name: "web-x", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.7"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-0"}}},
-			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
-		},
 		&v1alpha1.MeshService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: v1alpha1.MeshServiceSpec{
 			ExternalCallers: []string{"spiffe://cluster.local/ns/edge/sa/gateway"},
 			Routes:          []v1alpha1.Route{{Match: v1alpha1.RouteMatch{Prefix: new("/")}}}}},
@@ -55,6 +42,7 @@ func TestControlPlaneOnKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	cl.App(t, "shop", "web", "http", 8080, "10.1.0.7")
 
 	dir := t.TempDir()
 	xdsAddr, admin := xdstest.FreeAddr(t), xdstest.FreeAddr(t)

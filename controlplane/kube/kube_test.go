@@ -17,7 +17,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,20 +55,7 @@ func (c *cluster) create(objs ...client.Object) {
 // service account and an EndpointSlice with the pod ready at addr:port.
 func (c *cluster) app(name, portName string, port int32, addr string) {
 	c.t.Helper()
-	ready := true
-	c.create(
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: name},
-			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: port}}}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: name + "-0"},
-			Spec: corev1.PodSpec{ServiceAccountName: name, Containers: []corev1.Container{{Name: "app", Image: "app"}}}},
-		&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: appNS, Name: name + "-x1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: appNS, Name: name + "-0"}}},
-			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
-		},
-	)
+	c.App(c.t, appNS, name, portName, port, addr)
 }
 
 func (c *cluster) meshService(name string, spec v1alpha1.MeshServiceSpec) {
@@ -136,7 +122,7 @@ func startReplica(t *testing.T, c *cluster, name, listen string, peers *peerList
 		log = slog.New(slog.NewTextHandler(&prefixWriter{t: t, prefix: name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	dir := t.TempDir()
-	r, err := Start(context.Background(), Options{
+	return runReplica(t, Options{
 		Config:          Config{Namespace: meshNS, Debounce: 50 * time.Millisecond},
 		RestConfig:      c.Config,
 		LeaderElection:  true,
@@ -147,6 +133,12 @@ func startReplica(t *testing.T, c *cluster, name, listen string, peers *peerList
 		ControlPlane: controlplane.Config{Listen: listen, AdminListen: "127.0.0.1:0",
 			CADir: filepath.Join(dir, "ca"), RolloutDir: filepath.Join(dir, "rollouts"), RolloutInterval: 200 * time.Millisecond},
 	}, log)
+}
+
+// runReplica starts a replica and stops it when the test ends.
+func runReplica(t *testing.T, opts Options, log *slog.Logger) *Replica {
+	t.Helper()
+	r, err := Start(context.Background(), opts, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,20 +113,12 @@ func TestTheAPIServerGoingAwayChangesNothingServed(t *testing.T) {
 	cfg := rest.CopyConfig(c.Config)
 	cfg.Host = "https://" + g.addr
 	dir := t.TempDir()
-	r, err := Start(context.Background(), Options{
+	r := runReplica(t, Options{
 		Config:     Config{Namespace: meshNS, Debounce: 50 * time.Millisecond},
 		RestConfig: cfg,
 		ControlPlane: controlplane.Config{Listen: addr, AdminListen: "127.0.0.1:0",
 			CADir: filepath.Join(dir, "ca"), RolloutDir: filepath.Join(dir, "rollouts")},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.Stop(ctx)
-	})
 	poll.Until(t, 10*time.Second, "the replica has the three services", func() bool {
 		m := r.Server.Builder.Mesh()
 		return m != nil && len(m.Spec.Services) == 3
