@@ -84,28 +84,35 @@ func startCP(t *testing.T) (*Server, string, *grpc.ClientConn) {
 	mesh := testMesh(t)
 	// Secrets over plaintext loopback, as in the quickstart: these tests are
 	// about what is served (TestSecretsGoOnlyToAProvenWorkload: to whom).
-	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca"),
-		InsecureLoopbackSecrets: true},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := serve(t, Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca"),
+		InsecureLoopbackSecrets: true})
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return s, mesh, conn
+}
+
+// serve starts a control plane on cfg until the test ends.
+func serve(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn.Close()
 		stop, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		s.Stop(stop)
 		cancel()
 	})
-	return s, mesh, conn
+	return s
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -388,16 +395,8 @@ func TestSecretsGoOnlyToAProvenWorkload(t *testing.T) {
 	edit(t, mesh, "- name: payments-0\n", fmt.Sprintf("- name: payments-0\n          uid: %d\n", me+1))
 	sock := filepath.Join(t.TempDir(), "xds.sock")
 	start := func(insecureLoopback bool) *Server {
-		s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", Socket: sock, CADir: filepath.Join(filepath.Dir(mesh), "ca"),
-			InsecureLoopbackSecrets: insecureLoopback}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Stop(context.Background()) })
-		return s
+		return serve(t, Config{MeshPath: mesh, Listen: "127.0.0.1:0", Socket: sock, CADir: filepath.Join(filepath.Dir(mesh), "ca"),
+			InsecureLoopbackSecrets: insecureLoopback})
 	}
 	dial := func(target string) *grpc.ClientConn {
 		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -1,9 +1,7 @@
 package controlplane
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,16 +13,8 @@ import (
 // (and status page) read the given authorizers.
 func statusCP(t *testing.T, mesh string, authorizers ...string) *Server {
 	t.Helper()
-	s, err := New(Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca"),
-		InsecureLoopbackSecrets: true, AuthzAdmin: authorizers}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
-	return s
+	return serve(t, Config{MeshPath: mesh, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", CADir: filepath.Join(t.TempDir(), "ca"),
+		InsecureLoopbackSecrets: true, AuthzAdmin: authorizers})
 }
 
 func getPage(t *testing.T, url string) (*http.Response, string) {

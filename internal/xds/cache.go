@@ -127,12 +127,8 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan 
 	defer c.mu.Unlock()
 	n := c.node(node)
 	if req.GetResponseNonce() != "" {
-		if req.GetErrorDetail() != nil {
-			rejected := n.sent[typ]
-			n.reject[typ] = rejected
-			c.status.nack(node, typ, rejected, req.GetErrorDetail().GetMessage())
-			c.log.Warn("xDS config rejected by proxy; keeping it on its last good config", "node", node, "type", shortType(typ),
-				"version", rejected, "error", req.GetErrorDetail().GetMessage())
+		if msg := req.GetErrorDetail(); msg != nil {
+			n.reject[typ] = c.nacked(node, n, typ, msg.GetMessage())
 		} else {
 			c.status.ack(node, typ, req.GetVersionInfo(), n.setAt[typ])
 		}
@@ -142,6 +138,16 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan 
 		return func() {}, nil
 	}
 	return addWatch(c, n.sotw, w), nil
+}
+
+// nacked records that node rejected the version of typ it was last sent,
+// and returns that version. Called with c.mu held.
+func (c *Cache) nacked(node string, n *nodeState, typ, msg string) string {
+	rejected := n.sent[typ]
+	c.status.nack(node, typ, rejected, msg)
+	c.log.Warn("xDS config rejected by proxy; keeping it on its last good config", "node", node, "type", shortType(typ),
+		"version", rejected, "error", msg)
+	return rejected
 }
 
 // addWatch holds w in watches (a node's SotW or delta watches, under c.mu)
@@ -226,11 +232,8 @@ func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription
 	defer c.mu.Unlock()
 	n := c.node(node)
 	if req.GetResponseNonce() != "" {
-		if req.GetErrorDetail() != nil {
-			rejected := n.sent[typ]
-			c.status.nack(node, typ, rejected, req.GetErrorDetail().GetMessage())
-			c.log.Warn("xDS config rejected by proxy; keeping it on its last good config", "node", node, "type", shortType(typ),
-				"version", rejected, "error", req.GetErrorDetail().GetMessage())
+		if msg := req.GetErrorDetail(); msg != nil {
+			c.nacked(node, n, typ, msg.GetMessage())
 		} else if v := n.sent[typ]; v != "" {
 			c.status.ack(node, typ, v, n.setAt[typ])
 		}
