@@ -104,9 +104,7 @@ type Server struct {
 	wg             sync.WaitGroup
 	lastErr        error
 	lastErrMu      sync.Mutex
-	// secretsAllowedF is secretsAllowed, replaceable by tests.
-	secretsAllowedF func(context.Context, string) bool
-	closers         []func()
+	closers        []func()
 
 	src     source.Source // where meshes come from
 	applyMu sync.Mutex    // serialises applying the mesh: reloads, rollout moves, rotation
@@ -134,7 +132,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, Registry: reg, Tracker: tracker, Cache: cache, src: src,
 		Builder: NewBuilder(cache, cfg.CADir, cfg.SVIDTTL, log)}
-	s.secretsAllowedF = s.secretsAllowed
 	s.registerIdentityMetrics()
 	if cfg.LoadCA != nil {
 		s.Builder.secrets.loadCA = cfg.LoadCA
@@ -205,7 +202,7 @@ func (s *Server) Start(ctx context.Context) error {
 			MaxConnectionAge: s.cfg.MaxConnectionAge, MaxConnectionAgeGrace: time.Minute,
 		}))...,
 	)
-	srv := serverv3.NewServer(ctx, s.Cache, &callbacks{tracker: s.Tracker, log: s.log, secretsAllowed: s.secretsAllowedF})
+	srv := serverv3.NewServer(ctx, s.Cache, &callbacks{tracker: s.Tracker, log: s.log, secretsAllowed: s.secretsAllowed})
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
 	reflection.Register(s.grpc)
 	s.goServe(func() error { return s.grpc.Serve(s.lis) })

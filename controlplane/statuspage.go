@@ -132,10 +132,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 // denials, newest first across them; an authorizer that does not answer is
 // named, not fatal.
 func (s *Server) recentDenies(ctx context.Context) ([]denyRow, int, []string) {
-	sources := s.cfg.AuthzAdmin
-	if s.cfg.AuthzDiscover != nil {
-		sources = s.cfg.AuthzDiscover(ctx)
-	}
+	sources := s.Rollouts.Authorizers(ctx)
 	client := &http.Client{Timeout: 2 * time.Second}
 	var denies []denyRow
 	var errs []string

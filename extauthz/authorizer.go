@@ -561,16 +561,16 @@ func (a *Authorizer) record(d *Decision, attrs *Attributes, transport string, st
 		a.log.Warn("request denied: authorizer could not decide", "decision_id", d.ID, "reason", d.Reason,
 			"route", d.Route.ID, "policy_set", d.Route.PolicySet, "detail", d.Detail)
 	}
+	if a.dlog == nil && d.Allow {
+		return
+	}
+	// One entry for the decision log and the recent denials.
+	e := logEntry(d, attrs, end, elapsed)
 	if !d.Allow {
-		rd := RecentDeny{Time: end.UTC(), DecisionID: d.ID, Route: d.Route.ID, PolicySet: d.Route.PolicySet,
-			Status: d.Status, Reason: d.Reason, Principal: d.PrincipalString()}
-		if attrs != nil {
-			rd.Method, rd.Path = truncateString(attrs.Method, 32), truncateString(attrs.Path, maxLoggedPath)
-		}
-		a.denies.add(rd)
+		a.denies.add(RecentDeny{Time: e.Time, DecisionID: e.DecisionID, Route: e.Route, PolicySet: e.PolicySet,
+			Status: e.Status, Reason: e.Reason, Principal: e.Principal, Method: e.Method, Path: e.Path})
 	}
 	if a.dlog != nil {
-		e := logEntry(d, attrs, end, elapsed)
 		a.dlog.Log(&e)
 	}
 }

@@ -33,14 +33,21 @@ type read struct {
 // fit in well under 1 MiB).
 const maxStatusBytes = 4 << 20
 
+// Authorizers are the admin addresses of the authorizer replicas the gates
+// read: found now (Config.Discover) or configured (Config.Authorizers).
+func (c *Controller) Authorizers(ctx context.Context) []string {
+	if c.cfg.Discover != nil {
+		return c.cfg.Discover(ctx)
+	}
+	return c.cfg.Authorizers
+}
+
 // fetch reads every authorizer's counts in parallel. The error names each
 // authorizer that did not answer; the reads of the others are returned.
 func (c *Controller) fetch(ctx context.Context) ([]read, error) {
-	sources := c.cfg.Authorizers
-	if c.cfg.Discover != nil {
-		if sources = c.cfg.Discover(ctx); len(sources) == 0 {
-			return nil, errors.New("no authorizer replica is ready (none found behind its Service)")
-		}
+	sources := c.Authorizers(ctx)
+	if len(sources) == 0 && c.cfg.Discover != nil {
+		return nil, errors.New("no authorizer replica is ready (none found behind its Service)")
 	}
 	if len(sources) == 0 {
 		return nil, errors.New("no authorizer admin address is configured (controlplane --authz-admin)")
