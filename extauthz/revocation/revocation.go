@@ -251,7 +251,7 @@ func (l *List) Revoke(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// restore writes entries back to Redis, keeping what is there when it
+// restore writes entries back to Redis and publishes them, keeping what is there when it
 // revokes more (a later cutoff or expiry another replica wrote meanwhile
 // is merged by the next load, which keeps the larger of each).
 func (l *List) restore(ctx context.Context, entries []Entry) error {
@@ -264,6 +264,9 @@ func (l *List) restore(ctx context.Context, entries []Entry) error {
 		key := l.key(e.Kind, e.Value)
 		pipe.Set(ctx, key, body, 0)
 		pipe.PExpireAt(ctx, key, e.Expires)
+		// Published too: a replica that loaded the emptied Redis before
+		// this write applies it now, not at its next resync.
+		pipe.Publish(ctx, l.channel(), body)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("restore lost revocations: %w", err)
