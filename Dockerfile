@@ -1,7 +1,7 @@
 # The image the Helm chart runs (charts/meshguard, image.repository): one
 # static meshguard binary on a distroless base, as user 65532 (the chart's
 # runAsUser), no shell. Build: make image (docker build -t meshguard:VERSION .)
-FROM golang:1.26 AS build
+FROM golang:1.27 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -2,7 +2,7 @@ module github.com/meshguard/meshguard
 
 go 1.26.8
 
-toolchain go1.26.11
+toolchain go1.27.3
 
 require (
 	github.com/cedar-policy/cedar-go v1.9.1

@@ -165,7 +165,7 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = utf8.AppendRune(b, utf8.RuneError) // as encoding/json since Go 1.27 (was the escape \ufffd)
 			i += size
 			start = i
 			continue

@@ -10,10 +10,13 @@ CACHE="${MESHGUARD_CACHE:-$HOME/.cache/meshguard}"
 VULN_VERSION=v1.9.0
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 DB="$CACHE/vulndb-$VULNDB_VERSION"
+# govulncheck type-checks the standard library of the Go that runs it, so
+# it is built with the toolchain go.mod names (one binary per Go version).
+TOOL="$CACHE/bin/govulncheck-$VULN_VERSION-$(go env GOVERSION)"
 mkdir -p "$CACHE/bin"
-if [ ! -x "$CACHE/bin/govulncheck-$VULN_VERSION" ]; then
+if [ ! -x "$TOOL" ]; then
   GOBIN="$CACHE/bin" go install "golang.org/x/vuln/cmd/govulncheck@$VULN_VERSION"
-  mv "$CACHE/bin/govulncheck" "$CACHE/bin/govulncheck-$VULN_VERSION"
+  mv "$CACHE/bin/govulncheck" "$TOOL"
 fi
 if [ ! -f "$DB/index/db.json" ]; then
   src=$(go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
@@ -22,4 +25,4 @@ if [ ! -f "$DB/index/db.json" ]; then
   mv "$DB.tmp" "$DB"
 fi
 echo "govulncheck $VULN_VERSION, database golang.org/x/vulndb@$VULNDB_VERSION, $(go version)"
-"$CACHE/bin/govulncheck-$VULN_VERSION" -db "file://$DB" ./...
+"$TOOL" -db "file://$DB" ./...
