@@ -9,6 +9,7 @@
 // limit must get exactly 100 OKs from each.
 //
 //	go run ./bench/rlsload -meshguard bin/meshguard -reference ~/.cache/meshguard/bin/service_cmd
+//	go run ./bench/rlsload -meshguard bin/meshguard -baseline bin/meshguard-old   # A/B of two builds
 package main
 
 import (
@@ -43,8 +44,10 @@ var (
 	rounds       = flag.Int("rounds", 3, "alternating rounds per scenario")
 	concurrency  = flag.String("c", "16,64", "concurrent callers, comma-separated")
 	connections  = flag.Int("connections", 4, "gRPC connections the callers share")
+	only         = flag.String("only", "", `run one scenario: "hot" (one hot key) or "keys" (10,000 keys)`)
 	profile      = flag.String("profile", "", "write a CPU profile of meshguard's first load run to this file")
 	extraArgs    = flag.String("meshguard-args", "", "more flags for meshguard ratelimit, space-separated")
+	baseline     = flag.String("baseline", "", "another meshguard binary to run in the reference's place (an A/B of two builds)")
 )
 
 const limits = `domain: bench
@@ -94,20 +97,13 @@ func main() {
 		"DISABLE_STATS=true",
 		"HOST=127.0.0.1", fmt.Sprintf("PORT=%d", freePort()), "DEBUG_HOST=127.0.0.1", fmt.Sprintf("DEBUG_PORT=%d", freePort()),
 		"GRPC_HOST=127.0.0.1", fmt.Sprintf("GRPC_PORT=%d", refPort))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	mgArgs := []string{"ratelimit", "--config", mgConf, "--log-level", "error",
-		"--redis-addr", fmt.Sprintf("127.0.0.1:%d", redisPort), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort()),
-		"--admin", adminAddr}
-	if *profile != "" {
-		mgArgs = append(mgArgs, "--admin-pprof")
+	first := func() *server {
+		if *baseline != "" {
+			return startMeshguard("baseline", *baseline, mgConf, redisPort, false)
+		}
+		return start("envoyproxy/ratelimit", ref, fmt.Sprintf("127.0.0.1:%d", refPort))
 	}
-	mgArgs = append(mgArgs, strings.Fields(*extraArgs)...)
-	servers := []*server{
-		start("envoyproxy/ratelimit", ref, fmt.Sprintf("127.0.0.1:%d", refPort)),
-		start("meshguard", exec.Command(*meshguardBin, mgArgs...), ""),
-	}
-	servers[1].admin = adminAddr
-	servers[1].addr = servers[1].cmd.Args[slices.Index(servers[1].cmd.Args, "--listen")+1]
+	servers := []*server{first(), startMeshguard("meshguard", *meshguardBin, mgConf, redisPort, *profile != "")}
 	for _, s := range servers {
 		defer stop(s)
 		waitTCP(s.addr)
@@ -131,6 +127,15 @@ func main() {
 		cs = append(cs, n)
 	}
 	scenarios := []string{"hot key", "10,000 keys"}
+	switch *only {
+	case "":
+	case "hot":
+		scenarios = scenarios[:1]
+	case "keys":
+		scenarios = scenarios[1:]
+	default:
+		log.Fatalf("-only %q: want hot or keys", *only)
+	}
 	for r := range *rounds {
 		for _, sc := range scenarios {
 			for _, c := range cs {
@@ -187,7 +192,11 @@ func median(rs []run) run {
 func dial(addr string, n int) []rlsv3.RateLimitServiceClient {
 	var out []rlsv3.RateLimitServiceClient
 	for range n {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// Envoy's HTTP/2 windows (256 MiB, its defaults) and so, as
+		// Envoy, no BDP pings: gRPC-Go's own client would ping on every
+		// round of responses and make both servers answer the pings.
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(256<<20), grpc.WithInitialConnWindowSize(256<<20))
 		must(err)
 		out = append(out, rlsv3.NewRateLimitServiceClient(conn))
 	}
@@ -225,6 +234,20 @@ func exactness(s *server) (ok, over int64) {
 	}
 	wg.Wait()
 	return okN.Load(), overN.Load()
+}
+
+// startMeshguard starts bin's rate-limit service on free ports.
+func startMeshguard(name, bin, conf string, redisPort int, pprof bool) *server {
+	admin, addr := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
+	args := []string{"ratelimit", "--config", conf, "--log-level", "error",
+		"--redis-addr", fmt.Sprintf("127.0.0.1:%d", redisPort), "--listen", addr, "--admin", admin}
+	if pprof {
+		args = append(args, "--admin-pprof")
+	}
+	args = append(args, strings.Fields(*extraArgs)...)
+	s := start(name, exec.Command(bin, args...), addr)
+	s.admin = admin
+	return s
 }
 
 // load runs c callers for the duration and measures the server.

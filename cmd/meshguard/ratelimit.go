@@ -66,7 +66,7 @@ See docs/ratelimit.md.`,
 	f.StringVar(&s.AdminListen, "admin", "127.0.0.1:6070", "admin address (/healthz, /readyz, /metrics, /v1/status)")
 	f.StringVar(&s.Window, "window", ratelimit.WindowFixed, "fixed or sliding")
 	f.StringVar(&s.FailureMode, "failure-mode", ratelimit.FailOpen, "when Redis cannot count: open (OK) or closed (OVER_LIMIT)")
-	f.IntVar(&s.Pipelines, "redis-pipelines", 2, "Redis pipelines in flight at once: requests arriving meanwhile share the next one")
+	f.IntVar(&s.Pipelines, "redis-pipelines", 1, "Redis pipelines in flight at once: requests arriving meanwhile share the next one")
 	f.BoolVar(&s.Pprof, "admin-pprof", false, "serve Go's net/http/pprof under /debug/pprof/ on the admin listener")
 	f.BoolVar(&s.HeadersOff, "no-headers", false, "do not add x-ratelimit-* headers to responses")
 	f.DurationVar(&s.Timeout, "redis-timeout", 500*time.Millisecond, "bound on one Redis round trip before the failure mode answers")
