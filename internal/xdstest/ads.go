@@ -22,6 +22,15 @@ type ADS struct {
 	t      testing.TB
 	client sotwclient.ADSClient
 	last   *sotwclient.Response
+	// fetching is a receive still waiting for a response after a
+	// TryFetch gave up on it: the next TryFetch takes its result, so a
+	// timeout loses no response.
+	fetching chan fetched
+}
+
+type fetched struct {
+	r   *sotwclient.Response
+	err error
 }
 
 // Dial connects to an ADS server in plaintext for the test's lifetime.
@@ -56,20 +65,22 @@ func (a *ADS) Fetch() *sotwclient.Response {
 	return r
 }
 
-// TryFetch waits up to timeout for the next response.
+// TryFetch waits up to timeout for the next response. After a timeout
+// the receive goes on, and the next TryFetch (or Fetch) returns what it
+// gets.
 func (a *ADS) TryFetch(timeout time.Duration) (*sotwclient.Response, error) {
-	type res struct {
-		r   *sotwclient.Response
-		err error
+	if a.fetching == nil {
+		ch := make(chan fetched, 1)
+		go func() { r, err := a.client.Fetch(); ch <- fetched{r, err} }()
+		a.fetching = ch
 	}
-	ch := make(chan res, 1)
-	go func() { r, err := a.client.Fetch(); ch <- res{r, err} }()
 	select {
-	case r := <-ch:
-		if r.err == nil {
-			a.last = r.r
+	case f := <-a.fetching:
+		a.fetching = nil
+		if f.err == nil {
+			a.last = f.r
 		}
-		return r.r, r.err
+		return f.r, f.err
 	case <-time.After(timeout):
 		return nil, context.DeadlineExceeded
 	}
