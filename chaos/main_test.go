@@ -21,10 +21,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshguard/meshguard/internal/proctest"
 )
 
 // bin is the meshguard binary the cases run, built once.
@@ -56,25 +57,9 @@ type proc struct {
 	// shell wraps the command (e.g. to set a ulimit first).
 	shell string
 	cmd   *exec.Cmd
-	out   *syncBuffer
+	out   *proctest.Output
 	done  chan error
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 4<<20 { // bounded: keep the start, where failures show
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func start(t *testing.T, name string, args ...string) *proc {
 	p := &proc{t: t, name: name, args: args}
@@ -90,7 +75,7 @@ func (p *proc) start() {
 	} else {
 		p.cmd = exec.Command(bin, p.args...)
 	}
-	p.out = &syncBuffer{}
+	p.out = &proctest.Output{}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +40,7 @@ import (
 	"github.com/meshguard/meshguard/internal/demoapp"
 	"github.com/meshguard/meshguard/internal/demoidp"
 	"github.com/meshguard/meshguard/internal/pbvalidate"
+	"github.com/meshguard/meshguard/internal/proctest"
 )
 
 // TestQuickstartEndToEnd runs `meshguard up` on a copy of the quickstart, as
@@ -55,7 +55,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	qs := filepath.Join(dir, "quickstart")
 	copyTree(t, "../../examples/quickstart", qs)
 
-	var out syncBuffer
+	var out proctest.Output
 	up := exec.Command(bin, "up", "--config", qs)
 	up.Stdout, up.Stderr = &out, &out
 	if err := up.Start(); err != nil {
@@ -492,7 +492,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	caCert := mustRead(t, filepath.Join(qs, ".meshguard", "ca", "ca.crt"))
 	stop()
 	up2 := exec.Command(bin, "up", "--config", qs)
-	var out2 syncBuffer
+	var out2 proctest.Output
 	up2.Stdout, up2.Stderr = &out2, &out2
 	if err := up2.Start(); err != nil {
 		t.Fatal(err)
@@ -692,22 +692,4 @@ func copyTree(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process-output copier and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
