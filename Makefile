@@ -76,31 +76,29 @@ generate-check:
 	$(GO) run ./tools/dashboards -out charts/meshguard/dashboards && \
 	[ "$$before" = "$$(cat $(GENERATED) | sha256sum)" ] || { echo "generated files were stale (now regenerated: commit them): make generate"; exit 1; }
 
-## redis: redis-server and redis-sentinel, from Debian's packages when run as root
+# apt_tool: the commands $(1) on PATH; if one is missing, Debian's packages
+# $(2) when run as root (their services, which the tests do not use,
+# stopped: each test starts its own servers), else how to get them.
+define apt_tool
+@if $(foreach c,$(1),command -v $(c) >/dev/null &&) true; then :; \
+elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	echo "apt-get install $(2)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	for s in $(2); do service $$s stop >/dev/null 2>&1 || true; done; \
+else echo "the tests need $(1) on PATH (Debian: sudo apt-get install $(2))"; exit 1; fi
+endef
+
+## redis: redis-server and redis-sentinel, for the shared-state tests
 redis:
-	@if command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "apt-get install redis-server redis-sentinel"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; \
-		service redis-server stop >/dev/null 2>&1 || true; service redis-sentinel stop >/dev/null 2>&1 || true; \
-	else echo "the tests need redis-server and redis-sentinel on PATH (Debian: sudo apt-get install redis-server redis-sentinel)"; exit 1; fi
+	$(call apt_tool,redis-server redis-sentinel,redis-server redis-sentinel)
 
-## promtool: Prometheus' rule checker, for the alert rules' tests (Debian's prometheus package)
+## promtool: Prometheus' rule checker, for the alert rules' tests (Debian's prometheus)
 promtool:
-	@if command -v promtool >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "apt-get install prometheus (for promtool)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-		service prometheus stop >/dev/null 2>&1 || true; \
-	else echo "the alert rule tests need promtool on PATH (Debian: sudo apt-get install prometheus)"; exit 1; fi
+	$(call apt_tool,promtool,prometheus)
 
-## chromium: headless Chromium, for the status page's browser test (Debian's chromium)
+## chromium: headless Chromium, for the status page's browser test
 chromium:
-	@if command -v chromium >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "apt-get install chromium"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "the status page test needs chromium on PATH (Debian: sudo apt-get install chromium)"; exit 1; fi
+	$(call apt_tool,chromium,chromium)
 
 test-short:
 	$(GO) test -count=1 ./...
