@@ -71,8 +71,8 @@ type CounterOptions struct {
 	// Pipelines is how many pipelines may be in flight at once (default
 	// 1). Fewer carry more requests each: less CPU per request, a little
 	// more waiting under light load. Redis runs commands one at a time,
-	// so more overlap only round trips; one measured 3-8 % less CPU per
-	// request than two at 16 and 64 callers, with no worse latency
+	// so more overlap only round trips; one measured 1-9 % less CPU per
+	// request than two at 16 and 64 callers, p99 within the noise
 	// (bench/RESULTS.md).
 	Pipelines int
 	// MaxBatch bounds the requests in one pipeline (default 256).

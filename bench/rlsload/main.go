@@ -10,6 +10,7 @@
 //
 //	go run ./bench/rlsload -meshguard bin/meshguard -reference ~/.cache/meshguard/bin/service_cmd
 //	go run ./bench/rlsload -meshguard bin/meshguard -baseline bin/meshguard-old   # A/B of two builds
+//	go run ./bench/rlsload -meshguard bin/meshguard -baseline bin/meshguard -baseline-args "--redis-pipelines 2"
 package main
 
 import (
@@ -47,7 +48,8 @@ var (
 	only         = flag.String("only", "", `run one scenario: "hot" (one hot key) or "keys" (10,000 keys)`)
 	profile      = flag.String("profile", "", "write a CPU profile of meshguard's first load run to this file")
 	extraArgs    = flag.String("meshguard-args", "", "more flags for meshguard ratelimit, space-separated")
-	baseline     = flag.String("baseline", "", "another meshguard binary to run in the reference's place (an A/B of two builds)")
+	baseline     = flag.String("baseline", "", "a meshguard binary to run in the reference's place: an A/B of two builds, or of one build with -baseline-args")
+	baselineArgs = flag.String("baseline-args", "", "with -baseline: its flags instead of -meshguard-args, space-separated")
 )
 
 const limits = `domain: bench
@@ -99,11 +101,11 @@ func main() {
 		"GRPC_HOST=127.0.0.1", fmt.Sprintf("GRPC_PORT=%d", refPort))
 	first := func() *server {
 		if *baseline != "" {
-			return startMeshguard("baseline", *baseline, mgConf, redisPort, false)
+			return startMeshguard("baseline", *baseline, *baselineArgs, mgConf, redisPort, false)
 		}
 		return start("envoyproxy/ratelimit", ref, fmt.Sprintf("127.0.0.1:%d", refPort))
 	}
-	servers := []*server{first(), startMeshguard("meshguard", *meshguardBin, mgConf, redisPort, *profile != "")}
+	servers := []*server{first(), startMeshguard("meshguard", *meshguardBin, *extraArgs, mgConf, redisPort, *profile != "")}
 	for _, s := range servers {
 		defer stop(s)
 		waitTCP(s.addr)
@@ -237,14 +239,14 @@ func exactness(s *server) (ok, over int64) {
 }
 
 // startMeshguard starts bin's rate-limit service on free ports.
-func startMeshguard(name, bin, conf string, redisPort int, pprof bool) *server {
+func startMeshguard(name, bin, extra, conf string, redisPort int, pprof bool) *server {
 	admin, addr := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
 	args := []string{"ratelimit", "--config", conf, "--log-level", "error",
 		"--redis-addr", fmt.Sprintf("127.0.0.1:%d", redisPort), "--listen", addr, "--admin", admin}
 	if pprof {
 		args = append(args, "--admin-pprof")
 	}
-	args = append(args, strings.Fields(*extraArgs)...)
+	args = append(args, strings.Fields(extra)...)
 	s := start(name, exec.Command(bin, args...), addr)
 	s.admin = admin
 	return s
