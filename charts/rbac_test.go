@@ -33,14 +33,7 @@ import (
 func TestTheChartsRBACIsEnoughAndNoMore(t *testing.T) {
 	cl := kubetest.Start(t)
 	c, ctx := cl.Client, context.Background()
-	create := func(objs ...client.Object) {
-		t.Helper()
-		for _, o := range objs {
-			if err := c.Create(ctx, o); err != nil {
-				t.Fatalf("%T %s: %v", o, o.GetName(), err)
-			}
-		}
-	}
+	create := func(objs ...client.Object) { t.Helper(); cl.Create(t, objs...) }
 	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshguard"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
 	for _, u := range kubetest.Render(t) {
 		switch u.GetKind() {

@@ -28,7 +28,7 @@ import (
 func TestControlPlaneOnKubernetes(t *testing.T) {
 	cl := kubetest.Start(t)
 	c, ctx := cl.Client, context.Background()
-	for _, o := range []client.Object{
+	cl.Create(t,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshguard"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
 		&v1alpha1.Mesh{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1alpha1.MeshSpec{TrustDomain: "cluster.local",
 			Authz: v1alpha1.Authz{Address: "127.0.0.1:9191"}, XDS: v1alpha1.XDS{Address: "127.0.0.1:18000"}}},
@@ -37,11 +37,7 @@ func TestControlPlaneOnKubernetes(t *testing.T) {
 		&v1alpha1.MeshService{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: v1alpha1.MeshServiceSpec{
 			ExternalCallers: []string{"spiffe://cluster.local/ns/edge/sa/gateway"},
 			Routes:          []v1alpha1.Route{{Match: v1alpha1.RouteMatch{Prefix: new("/")}}}}},
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	cl.App(t, "shop", "web", "http", 8080, "10.1.0.7")
 
 	dir := t.TempDir()

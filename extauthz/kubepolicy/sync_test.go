@@ -33,17 +33,8 @@ func TestTheAuthorizerEnforcesThePolicySetsOfItsNamespace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kc := c.Client
-	for _, ns := range []string{"meshguard", "elsewhere"} {
-		if err := kc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	create := func(o client.Object) {
-		t.Helper()
-		if err := kc.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.Create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshguard"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}})
+	create := func(o client.Object) { t.Helper(); c.Create(t, o) }
 	create(&v1alpha1.PolicySet{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "orders"},
 		Spec: v1alpha1.PolicySetSpec{Policies: map[string]string{"read.cedar": permit}}})
 	create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "meshguard", Name: "web-policies"},

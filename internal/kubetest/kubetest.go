@@ -179,13 +179,23 @@ func (c *Cluster) Kubeconfig(t testing.TB) string {
 	return path
 }
 
+// Create creates objs in order, failing the test at the first refused.
+func (c *Cluster) Create(t testing.TB, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := c.Client.Create(context.Background(), o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
 // App creates what discovery reads of one workload: a Service (one port,
 // named portName), a Pod <name>-0 running as service account name, and an
 // EndpointSlice with that pod ready at addr:port.
 func (c *Cluster) App(t testing.TB, namespace, name, portName string, port int32, addr string) {
 	t.Helper()
 	ready := true
-	for _, o := range []client.Object{
+	c.Create(t,
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: port}}}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name + "-0"},
@@ -197,9 +207,5 @@ func (c *Cluster) App(t testing.TB, namespace, name, portName string, port int32
 				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: name + "-0"}}},
 			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
 		},
-	} {
-		if err := c.Client.Create(context.Background(), o); err != nil {
-			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
-		}
-	}
+	)
 }
